@@ -1,0 +1,416 @@
+//! Typed settings: `config/default.toml` (built in) < `--config FILE` < `BROKER__*` env.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+use url::{Host, Url};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "BROKER";
+
+/// Every problem found while loading settings, one human line each.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub public_url: String,
+    pub request_timeout: HumanDuration,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: HumanDuration,
+    pub readiness_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: HumanDuration,
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A duration written as a human string (`"30s"`, `"1h"`, `"30d"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration (write e.g. \"30s\", \"15m\", \"1h\", \"30d\")"
+                ))
+            })
+    }
+}
+
+/// Where settings come from besides the built-in defaults.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    /// The process environment (or a test's stand-in for it).
+    pub env: HashMap<String, String>,
+}
+
+impl Sources<'_> {
+    pub fn from_process(file: Option<&Path>) -> Sources<'_> {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn load(sources: &Sources<'_>) -> Result<Settings, ConfigErrors> {
+        let config = build(sources).map_err(|e| ConfigErrors(vec![e]))?;
+        let mut problems = Vec::new();
+        let parsed: Result<Settings, _> = serde_ignored::deserialize(config, |path| {
+            problems.push(format!("unknown setting `{path}`"));
+        });
+        let settings = match parsed {
+            Ok(settings) => settings,
+            Err(e) => {
+                problems.push(e.to_string());
+                return Err(ConfigErrors(problems));
+            }
+        };
+        problems.extend(settings.problems());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// The OAuth issuer: `public_url` without a trailing slash, byte for byte.
+    pub fn issuer(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    pub fn bind_addr(&self) -> SocketAddr {
+        // Checked by `problems()` before any Settings leaves `load`.
+        self.server
+            .bind
+            .parse()
+            .expect("server.bind validated at load")
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.bind: {:?} is not an address like \"0.0.0.0:8080\"",
+                self.server.bind
+            ));
+        }
+        if let Err(problem) = check_public_url(&self.server.public_url) {
+            problems.push(format!("server.public_url: {problem}"));
+        }
+        if self.server.max_body_bytes == 0 {
+            problems.push("server.max_body_bytes: must be greater than 0".into());
+        }
+        for (key, value) in [
+            ("server.request_timeout", self.server.request_timeout),
+            ("server.readiness_timeout", self.server.readiness_timeout),
+            ("database.connect_timeout", self.database.connect_timeout),
+        ] {
+            if value.0.is_zero() {
+                problems.push(format!("{key}: must be longer than 0s"));
+            }
+        }
+        if let Err(problem) = check_database_url(&self.database.url) {
+            problems.push(format!("database.url: {problem}"));
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!(
+                "log.level: {:?} is not a filter: {e}",
+                self.log.level
+            ));
+        }
+        problems
+    }
+}
+
+fn build(sources: &Sources<'_>) -> Result<Config, String> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+    if let Some(path) = sources.file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        // Parse here so a syntax error names the file it is in.
+        toml_check(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+    }
+    let env: config::Map<String, String> = sources
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    let explicit_url = format!("{ENV_PREFIX}__DATABASE__URL");
+    if !sources.env.contains_key(&explicit_url) {
+        if let Some(url) = sources.env.get("DATABASE_URL") {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn toml_check(text: &str) -> Result<(), String> {
+    Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .build()
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn check_public_url(raw: &str) -> Result<(), String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{raw:?} must not have a query or fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        _ => Err(format!(
+            "{raw:?} must be https (plain http is allowed only on a loopback host)"
+        )),
+    }
+}
+
+/// Loopback in the RFC 8252 sense: 127.0.0.0/8, [::1] or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+fn check_database_url(raw: &str) -> Result<(), String> {
+    let scheme = raw.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" | "postgres" | "postgresql" => Ok(()),
+        _ => Err(format!(
+            "unsupported database URL (use sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB), got scheme {scheme:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(file: Option<&str>, env: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let sources = Sources {
+            file: file.map(|_| path.as_path()),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Settings::load(&sources)
+    }
+
+    fn problems(file: Option<&str>, env: &[(&str, &str)]) -> Vec<String> {
+        load_with(file, env).expect_err("should be refused").0
+    }
+
+    #[test]
+    fn defaults_load_and_are_safe() {
+        let s = load_with(None, &[]).unwrap();
+        assert_eq!(s.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(s.database.max_connections, 10);
+        assert_eq!(s.server.request_timeout.0, Duration::from_secs(30));
+        assert_eq!(s.log.format, LogFormat::Human);
+        assert!(s.database.url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let file = "[server]\npublic_url = \"https://broker.example.com/\"\n[database]\nmax_connections = 3\nurl = \"sqlite://file.db\"\n";
+        let s = load_with(Some(file), &[]).unwrap();
+        assert_eq!(s.issuer(), "https://broker.example.com");
+        assert_eq!(s.database.max_connections, 3);
+
+        let s = load_with(
+            Some(file),
+            &[
+                ("BROKER__DATABASE__MAX_CONNECTIONS", "7"),
+                ("BROKER__SERVER__PUBLIC_URL", "https://env.example.com"),
+                ("BROKER__LOG__FORMAT", "json"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database.max_connections, 7);
+        assert_eq!(s.issuer(), "https://env.example.com");
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.database.url, "sqlite://file.db");
+    }
+
+    #[test]
+    fn database_url_env_is_honoured_below_the_broker_variable() {
+        let s = load_with(None, &[("DATABASE_URL", "postgres://u@h/db")]).unwrap();
+        assert_eq!(s.database.url, "postgres://u@h/db");
+        let s = load_with(
+            None,
+            &[
+                ("DATABASE_URL", "postgres://u@h/db"),
+                ("BROKER__DATABASE__URL", "postgres://u@h/other"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://u@h/other");
+    }
+
+    #[test]
+    fn durations_are_human_strings() {
+        let s = load_with(
+            Some("[server]\nrequest_timeout = \"1h\"\nshutdown_grace = \"30d\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.server.request_timeout.0, Duration::from_secs(3600));
+        assert_eq!(s.server.shutdown_grace.0, Duration::from_secs(30 * 86400));
+
+        let p = problems(Some("[server]\nrequest_timeout = \"soon\"\n"), &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("\"soon\" is not a duration"), "{p:?}");
+        assert!(p[0].contains("server.request_timeout"), "{p:?}");
+    }
+
+    #[test]
+    fn public_url_must_be_https_or_loopback() {
+        let p = problems(
+            None,
+            &[("BROKER__SERVER__PUBLIC_URL", "http://broker.example.com")],
+        );
+        assert_eq!(p, vec!["server.public_url: \"http://broker.example.com\" must be https (plain http is allowed only on a loopback host)"]);
+        for ok in [
+            "http://localhost:9000",
+            "http://[::1]:8080",
+            "http://127.0.0.2",
+            "https://a.example",
+        ] {
+            load_with(None, &[("BROKER__SERVER__PUBLIC_URL", ok)])
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let p = problems(None, &[("BROKER__SERVER__PUBLIC_URL", "not a url")]);
+        assert!(
+            p[0].starts_with("server.public_url: \"not a url\" is not a URL"),
+            "{p:?}"
+        );
+        let p = problems(
+            None,
+            &[("BROKER__SERVER__PUBLIC_URL", "https://a.example/?x=1")],
+        );
+        assert!(p[0].contains("must not have a query"), "{p:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported() {
+        let p = problems(
+            Some("[server]\nbidn = \"0.0.0.0:1\"\n[nonsense]\nx = 1\n"),
+            &[("BROKER__DATABASE__URLL", "x")],
+        );
+        assert!(
+            p.contains(&"unknown setting `server.bidn`".to_string()),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&"unknown setting `nonsense`".to_string()),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&"unknown setting `database.urll`".to_string()),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_gets_its_own_line() {
+        let p = problems(
+            Some("[server]\nbind = \"nowhere\"\nmax_body_bytes = 0\n[database]\nurl = \"mysql://x\"\nmax_connections = 0\n[log]\nlevel = \"=[\"\n"),
+            &[],
+        );
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p[0].starts_with("server.bind: \"nowhere\""), "{p:?}");
+        assert!(p[1].starts_with("server.max_body_bytes"), "{p:?}");
+        assert!(
+            p[2].starts_with("database.url: unsupported database URL"),
+            "{p:?}"
+        );
+        assert!(p[3].starts_with("database.max_connections"), "{p:?}");
+        assert!(p[4].starts_with("log.level"), "{p:?}");
+    }
+
+    #[test]
+    fn bad_enum_and_bad_file_are_clear() {
+        let p = problems(Some("[log]\nformat = \"xml\"\n"), &[]);
+        assert!(p[0].contains("xml") && p[0].contains("log.format"), "{p:?}");
+        let p = problems(Some("[server\nbind="), &[]);
+        assert!(p[0].starts_with("config file "), "{p:?}");
+        let missing = Sources {
+            file: Some(Path::new("/nonexistent/broker.toml")),
+            env: HashMap::new(),
+        };
+        let p = Settings::load(&missing).unwrap_err().0;
+        assert!(
+            p[0].starts_with("cannot read config file /nonexistent/broker.toml"),
+            "{p:?}"
+        );
+    }
+}

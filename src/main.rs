@@ -1,0 +1,193 @@
+//! The `mcp-auth-broker` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mcp_auth_broker::admin::{self, users::ExportFormat, AdminError};
+use mcp_auth_broker::allowlist::{Role, Status};
+use mcp_auth_broker::config::{Settings, Sources};
+use mcp_auth_broker::store::{redact, Store};
+use mcp_auth_broker::{server, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-auth-broker",
+    version,
+    about = "OAuth 2.1 authorization broker for MCP servers"
+)]
+struct Cli {
+    /// Settings file layered over the built-in defaults (env BROKER__* wins over it).
+    #[arg(long, global = true, env = "BROKER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve,
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage the allowlist of people.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage allowed email domains.
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a person (or update the name/role of one already there).
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// user or admin
+        #[arg(long)]
+        role: Option<Role>,
+    },
+    /// Remove a person from the allowlist.
+    Remove { email: String },
+    /// Keep the entry but refuse logins and tokens.
+    Suspend { email: String },
+    /// Lift a suspension.
+    Activate { email: String },
+    /// Show the allowlist.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upsert people from a CSV file of email,name,role[,status], all or nothing.
+    Import { file: PathBuf },
+    /// Print the allowlist (CSV by default, readable by `users import`).
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct ExportArgs {
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Subcommand)]
+enum DomainsCommand {
+    /// Allow every verified email of DOMAIN.
+    Add { domain: String },
+    /// Stop allowing DOMAIN (people already added stay).
+    Remove { domain: String },
+    /// Show allowed domains.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&Sources::from_process(cli.config.as_deref())) {
+        Ok(settings) => settings,
+        Err(problems) => {
+            for line in &problems.0 {
+                eprintln!("config error: {line}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(output) => {
+            if !output.is_empty() {
+                println!("{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<String, AdminError> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Admin(command) => admin(command, settings).await,
+    }
+}
+
+async fn admin(command: AdminCommand, settings: Settings) -> Result<String, AdminError> {
+    let store = Store::connect(&settings.database).await?;
+    if settings.database.auto_migrate || matches!(command, AdminCommand::Migrate) {
+        store.migrate().await?;
+    }
+    let output = match command {
+        AdminCommand::Migrate => Ok(format!(
+            "database {} is up to date",
+            redact(&settings.database.url)
+        )),
+        AdminCommand::Users(command) => users(&store, command).await,
+        AdminCommand::Domains(command) => domains(&store, command).await,
+    };
+    store.close().await;
+    output
+}
+
+async fn serve(settings: Settings) -> Result<String, AdminError> {
+    telemetry::init(&settings.log);
+    let addr = settings.bind_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AdminError::BadInput(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, issuer = settings.issuer(), database = %redact(&settings.database.url), "listening");
+    server::serve(settings, listener, server::shutdown_signal()).await?;
+    Ok(String::new())
+}
+
+async fn users(store: &Store, command: UsersCommand) -> Result<String, AdminError> {
+    use admin::users;
+    match command {
+        UsersCommand::Add { email, name, role } => users::add(store, &email, name, role).await,
+        UsersCommand::Remove { email } => users::remove(store, &email).await,
+        UsersCommand::Suspend { email } => {
+            users::set_status(store, &email, Status::Suspended).await
+        }
+        UsersCommand::Activate { email } => users::set_status(store, &email, Status::Active).await,
+        UsersCommand::List { json } => users::list(store, json).await,
+        UsersCommand::Import { file } => users::import(store, &file).await,
+        UsersCommand::Export(args) => {
+            let format = if args.json {
+                ExportFormat::Json
+            } else {
+                ExportFormat::Csv
+            };
+            users::export(store, format).await
+        }
+    }
+}
+
+async fn domains(store: &Store, command: DomainsCommand) -> Result<String, AdminError> {
+    use admin::domains;
+    match command {
+        DomainsCommand::Add { domain } => domains::add(store, &domain).await,
+        DomainsCommand::Remove { domain } => domains::remove(store, &domain).await,
+        DomainsCommand::List { json } => domains::list(store, json).await,
+    }
+}

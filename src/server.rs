@@ -1,0 +1,112 @@
+//! `serve`: the listener, the middleware every route shares, and graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::store::{Store, StoreError};
+use crate::{app, AppState};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids, tracing, timeouts and the body limit, outermost first.
+pub fn with_middleware<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    settings: &Settings,
+) -> Router<S> {
+    // Only the path is logged: query strings carry codes and tokens.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+        let id = req
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    });
+    router
+        .layer(RequestBodyLimitLayer::new(settings.server.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.server.request_timeout.0,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Connects the store, migrates if configured, and serves until `shutdown`
+/// resolves; in-flight requests then get `server.shutdown_grace` to finish.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StoreError> {
+    let store = Store::connect(&settings.database).await?;
+    if settings.database.auto_migrate {
+        store.migrate().await?;
+    }
+    let grace = settings.server.shutdown_grace.0;
+    let router = app(AppState::new(settings, store.clone()));
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => log_exit(result),
+        _ = stopping_rx => {
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => log_exit(result),
+                Err(_) => tracing::warn!(?grace, "shutdown grace elapsed; dropping remaining requests"),
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn log_exit(result: Result<std::io::Result<()>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => tracing::info!("stopped"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server error"),
+        Err(e) => tracing::error!(error = %e, "server task failed"),
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,39 @@
+//! `allowed_domains`: any verified email of these domains may log in.
+
+use sqlx::Row;
+
+use super::{now, parse_column, Store, StoreError};
+use crate::allowlist::Domain;
+
+impl Store {
+    /// `Ok(false)` when the domain was already allowed.
+    pub async fn add_domain(&self, domain: &Domain) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO allowed_domains (domain, created_at) VALUES ($1, $2) ON CONFLICT (domain) DO NOTHING",
+        )
+        .bind(domain.as_str())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// `Ok(false)` when the domain was not allowed.
+    pub async fn remove_domain(&self, domain: &Domain) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM allowed_domains WHERE domain = $1")
+            .bind(domain.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Allowed domains with the unix time each was added, in order.
+    pub async fn domains(&self) -> Result<Vec<(Domain, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT domain, created_at FROM allowed_domains ORDER BY domain")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((parse_column(row, "domain")?, row.try_get("created_at")?)))
+            .collect()
+    }
+}
