@@ -1,0 +1,227 @@
+//! The HTTP server over real sockets: probes, request ids, limits, shutdown.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{broker_binary, TestDb, TestServer};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::test]
+async fn probes_answer_and_requests_get_an_id() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(db.settings()).await;
+    let http = reqwest::Client::new();
+
+    let health = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let id = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a uuid request id: {id}");
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+
+    let ready = http
+        .get(server.url("/readyz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.headers()["x-request-id"],
+        "abc-123",
+        "a caller's id is kept"
+    );
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let db = TestDb::new().await;
+    let mut settings = db.settings();
+    settings.server.max_body_bytes = 1024;
+    let server = TestServer::start(settings).await;
+    let response = reqwest::Client::new()
+        .post(server.url("/healthz"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_follows_the_database_down_and_back() {
+    let db = TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("skipped: needs a database behind a network connection (set TEST_DATABASE_URL)");
+        return;
+    }
+    let direct = url::Url::parse(&db.url).unwrap();
+    let upstream: SocketAddr = format!(
+        "{}:{}",
+        direct.host_str().unwrap(),
+        direct.port().unwrap_or(5432)
+    )
+    .parse()
+    .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let mut via_proxy = direct.clone();
+    via_proxy.set_port(Some(proxy.addr.port())).unwrap();
+
+    let mut settings = db.settings();
+    settings.database.url = via_proxy.to_string();
+    settings.database.connect_timeout.0 = Duration::from_secs(1);
+    settings.server.readiness_timeout.0 = Duration::from_secs(1);
+    let server = TestServer::start(settings).await;
+    let http = reqwest::Client::new();
+    let ready = || async { http.get(server.url("/readyz")).send().await.unwrap() };
+
+    assert_eq!(ready().await.status(), 200);
+    proxy.cut();
+    let down = ready().await;
+    assert_eq!(down.status(), 503);
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert!(body["reason"].as_str().unwrap().contains("database"));
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still alive"
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if ready().await.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let db = TestDb::new().await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(broker_binary())
+        .arg("serve")
+        .env_clear()
+        .env("BROKER__DATABASE__URL", &db.url)
+        .env("BROKER__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "BROKER__SERVER__PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_refuses_a_bad_config_with_status_2() {
+    let out = std::process::Command::new(broker_binary())
+        .arg("serve")
+        .env_clear()
+        .env("BROKER__SERVER__PUBLIC_URL", "http://broker.example.com")
+        .env("BROKER__SERVER__REQUEST_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("config error: ") && err.contains("\"soon\" is not a duration"),
+        "{err}"
+    );
+}
+
+/// A TCP forwarder that can drop every connection and refuse new ones, so a
+/// test can take the database away from a running broker and give it back.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        Proxy { addr, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
