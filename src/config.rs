@@ -30,6 +30,57 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    pub oauth: OAuthSettings,
+    pub tokens: TokenSettings,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthSettings {
+    pub scopes_supported: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub code_ttl: HumanDuration,
+    pub login_ttl: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub algorithm: String,
+    pub access_token_ttl: HumanDuration,
+    pub refresh_token_ttl: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpstreamSettings {
+    pub id: String,
+    pub kind: UpstreamKind,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub client_secret_file: Option<std::path::PathBuf>,
+    #[serde(default = "default_upstream_scopes")]
+    pub scopes: Vec<String>,
+    /// Shown on pages ("Continue with …"); defaults to the id.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+fn default_upstream_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// Any OpenID Connect provider, found by discovery from `issuer`.
+    Oidc,
+    /// The development provider built into the broker (`serve --dev`).
+    Dev,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +212,10 @@ impl Settings {
         if self.database.max_connections == 0 {
             problems.push("database.max_connections: must be at least 1".into());
         }
+        problems.extend(self.oauth_problems());
+        for (i, upstream) in self.upstreams.iter().enumerate() {
+            problems.extend(upstream.problems(i, &self.upstreams, self.public_url_is_loopback()));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!(
                 "log.level: {:?} is not a filter: {e}",
@@ -168,6 +223,153 @@ impl Settings {
             ));
         }
         problems
+    }
+}
+
+impl Settings {
+    fn public_url_is_loopback(&self) -> bool {
+        Url::parse(&self.server.public_url).is_ok_and(|u| is_loopback(&u))
+    }
+
+    fn oauth_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.oauth.scopes_supported.is_empty() {
+            problems.push("oauth.scopes_supported: list at least one scope".into());
+        }
+        for scope in &self.oauth.default_scopes {
+            if !self.oauth.scopes_supported.contains(scope) {
+                problems.push(format!(
+                    "oauth.default_scopes: {scope:?} is not in oauth.scopes_supported"
+                ));
+            }
+        }
+        for (key, value) in [
+            ("oauth.code_ttl", self.oauth.code_ttl),
+            ("oauth.login_ttl", self.oauth.login_ttl),
+            ("tokens.access_token_ttl", self.tokens.access_token_ttl),
+            ("tokens.refresh_token_ttl", self.tokens.refresh_token_ttl),
+        ] {
+            if value.0.is_zero() {
+                problems.push(format!("{key}: must be longer than 0s"));
+            }
+        }
+        if self.tokens.algorithm != "RS256" {
+            problems.push(format!(
+                "tokens.algorithm: {:?} is not supported (use \"RS256\")",
+                self.tokens.algorithm
+            ));
+        }
+        problems
+    }
+
+    /// `serve --dev`: adds the built-in development provider (loopback only).
+    pub fn enable_dev(&mut self) -> Result<(), ConfigErrors> {
+        if !self.public_url_is_loopback() {
+            return Err(ConfigErrors(vec![format!(
+                "--dev: the development provider is allowed only when server.public_url is a loopback URL (it is {:?})",
+                self.server.public_url
+            )]));
+        }
+        if !self.upstreams.iter().any(|u| u.kind == UpstreamKind::Dev) {
+            self.upstreams.insert(
+                0,
+                UpstreamSettings {
+                    id: "dev".into(),
+                    kind: UpstreamKind::Dev,
+                    issuer: format!("{}/dev-idp", self.issuer()),
+                    client_id: "mcp-auth-broker-dev".into(),
+                    client_secret: Some(crate::secrets::generate()),
+                    client_secret_env: None,
+                    client_secret_file: None,
+                    scopes: default_upstream_scopes(),
+                    display_name: Some("Development sign-in".into()),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The resource our built-in MCP endpoint serves (RFC 8707/9728).
+    pub fn mcp_resource(&self) -> String {
+        format!("{}/mcp", self.issuer())
+    }
+}
+
+impl UpstreamSettings {
+    fn problems(
+        &self,
+        index: usize,
+        all: &[UpstreamSettings],
+        loopback_broker: bool,
+    ) -> Vec<String> {
+        let key = format!("upstreams[{index}]");
+        let mut problems = Vec::new();
+        let id_ok = !self.id.is_empty()
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            problems.push(format!(
+                "{key}.id: {:?} must be letters, digits, - or _",
+                self.id
+            ));
+        }
+        if all.iter().filter(|u| u.id == self.id).count() > 1 {
+            problems.push(format!(
+                "{key}.id: {:?} is used by more than one upstream",
+                self.id
+            ));
+        }
+        match Url::parse(&self.issuer) {
+            Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)) => {
+            }
+            _ => problems.push(format!(
+                "{key}.issuer: {:?} must be an https URL (http only on a loopback host)",
+                self.issuer
+            )),
+        }
+        if self.kind == UpstreamKind::Dev && !loopback_broker {
+            problems.push(format!(
+                "{key}: the dev provider is allowed only when server.public_url is a loopback URL"
+            ));
+        }
+        let sources = [
+            self.client_secret.is_some(),
+            self.client_secret_env.is_some(),
+            self.client_secret_file.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            problems.push(format!(
+                "{key}: set only one of client_secret, client_secret_env, client_secret_file"
+            ));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            problems.push(format!("{key}.scopes: must include \"openid\""));
+        }
+        problems
+    }
+
+    /// The client secret from wherever the config says it is.
+    pub fn resolve_secret(&self) -> Result<Option<String>, String> {
+        if let Some(name) = &self.client_secret_env {
+            return std::env::var(name).map(Some).map_err(|_| {
+                format!(
+                    "upstream {}: environment variable {name} is not set",
+                    self.id
+                )
+            });
+        }
+        if let Some(path) = &self.client_secret_file {
+            return std::fs::read_to_string(path)
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|e| format!("upstream {}: cannot read {}: {e}", self.id, path.display()));
+        }
+        Ok(self.client_secret.clone())
+    }
+
+    pub fn label(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
     }
 }
 

@@ -5,16 +5,35 @@ pub mod admin;
 pub mod allowlist;
 pub mod config;
 mod health;
+pub mod oauth;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
+pub mod upstream;
+pub mod web;
 
 use std::sync::Arc;
 
 use axum::Router;
 
-use crate::config::Settings;
-use crate::store::Store;
+use crate::config::{Settings, UpstreamKind};
+use crate::store::{Store, StoreError};
+use crate::tokens::{KeyError, KeySet};
+use crate::upstream::dev_idp::DevIdp;
+use crate::upstream::Upstreams;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Upstream(String),
+}
 
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]
@@ -25,13 +44,41 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     store: Store,
+    keys: KeySet,
+    upstreams: Upstreams,
+    dev_idp: Option<Arc<DevIdp>>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, store: Store) -> AppState {
-        AppState {
-            inner: Arc::new(Inner { settings, store }),
-        }
+    /// Loads (or creates) the signing keys and prepares the upstreams.
+    pub async fn build(settings: Settings, store: Store) -> Result<AppState, StartError> {
+        let keys = KeySet::load_or_create(&store).await?;
+        let upstreams = Upstreams::new(&settings.upstreams).map_err(StartError::Upstream)?;
+        let callback = format!("{}/callback", settings.issuer());
+        let dev_issuer = format!("{}/dev-idp", settings.issuer());
+        let dev_idp = settings
+            .upstreams
+            .iter()
+            .find(|u| u.kind == UpstreamKind::Dev && u.issuer.trim_end_matches('/') == dev_issuer)
+            .map(|u| {
+                let secret = u
+                    .resolve_secret()
+                    .map_err(StartError::Upstream)?
+                    .unwrap_or_default();
+                DevIdp::new(&dev_issuer, &u.client_id, &secret, &callback)
+                    .map(Arc::new)
+                    .map_err(StartError::from)
+            })
+            .transpose()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                keys,
+                upstreams,
+                dev_idp,
+            }),
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -41,10 +88,27 @@ impl AppState {
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.inner.keys
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.inner.upstreams
+    }
+
+    /// The one redirect URI every upstream sends people back to.
+    pub fn callback_url(&self) -> String {
+        format!("{}/callback", self.settings().issuer())
+    }
 }
 
 /// The whole HTTP surface; tests build the same router.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
-    server::with_middleware(health::routes(), &settings).with_state(state)
+    let mut router = health::routes().merge(oauth::routes());
+    if let Some(dev) = &state.inner.dev_idp {
+        router = router.nest_service("/dev-idp", dev.clone().router());
+    }
+    server::with_middleware(router, &settings).with_state(state)
 }

@@ -5,10 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mcp_auth_broker::admin::{self, users::ExportFormat, AdminError};
-use mcp_auth_broker::allowlist::{Role, Status};
+use mcp_auth_broker::allowlist::{Email, Role, Status, UserChange};
 use mcp_auth_broker::config::{Settings, Sources};
 use mcp_auth_broker::store::{redact, Store};
+use mcp_auth_broker::tokens::KeyError;
+use mcp_auth_broker::StartError;
 use mcp_auth_broker::{server, telemetry};
+
+const DEV_USER: &str = "dev@example.com";
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
-    Serve,
+    Serve {
+        /// Local development: enable the built-in OpenID provider under
+        /// /dev-idp and seed dev@example.com into the allowlist (loopback only).
+        #[arg(long)]
+        dev: bool,
+    },
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -128,7 +137,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> Result<String, AdminError> {
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve { dev } => serve(settings, dev).await,
         Command::Admin(command) => admin(command, settings).await,
     }
 }
@@ -150,15 +159,45 @@ async fn admin(command: AdminCommand, settings: Settings) -> Result<String, Admi
     output
 }
 
-async fn serve(settings: Settings) -> Result<String, AdminError> {
+async fn serve(mut settings: Settings, dev: bool) -> Result<String, AdminError> {
     telemetry::init(&settings.log);
+    if dev {
+        settings
+            .enable_dev()
+            .map_err(|e| AdminError::BadInput(e.to_string()))?;
+        seed_dev_user(&settings).await?;
+    }
     let addr = settings.bind_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| AdminError::BadInput(format!("cannot listen on {addr}: {e}")))?;
     tracing::info!(%addr, issuer = settings.issuer(), database = %redact(&settings.database.url), "listening");
-    server::serve(settings, listener, server::shutdown_signal()).await?;
+    server::serve(settings, listener, server::shutdown_signal())
+        .await
+        .map_err(|e| match e {
+            StartError::Store(e) | StartError::Keys(KeyError::Store(e)) => AdminError::from(e),
+            other => AdminError::BadInput(other.to_string()),
+        })?;
     Ok(String::new())
+}
+
+async fn seed_dev_user(settings: &Settings) -> Result<(), AdminError> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    let email = Email::parse(DEV_USER).map_err(AdminError::BadInput)?;
+    let change = UserChange {
+        role: Some(Role::Admin),
+        ..UserChange::default()
+    };
+    store.upsert_user(&email, &change).await?;
+    store.close().await;
+    let issuer = settings.issuer();
+    eprintln!(
+        "\ndevelopment mode: sign in as {DEV_USER} (or any email you add with `users add`)\n\
+         MCP endpoint:   {issuer}/mcp\n\
+         try it with:    npx @modelcontextprotocol/inspector   (then connect to {issuer}/mcp)\n"
+    );
+    Ok(())
 }
 
 async fn users(store: &Store, command: UsersCommand) -> Result<String, AdminError> {

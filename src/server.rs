@@ -13,8 +13,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::store::{Store, StoreError};
-use crate::{app, AppState};
+use crate::store::Store;
+use crate::{app, AppState, StartError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,13 +49,13 @@ pub async fn serve(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StoreError> {
+) -> Result<(), StartError> {
     let store = Store::connect(&settings.database).await?;
     if settings.database.auto_migrate {
         store.migrate().await?;
     }
     let grace = settings.server.shutdown_grace.0;
-    let router = app(AppState::new(settings, store.clone()));
+    let router = app(AppState::build(settings, store.clone()).await?);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,

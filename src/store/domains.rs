@@ -37,3 +37,13 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    pub async fn domain_allowed(&self, domain: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM allowed_domains WHERE domain = $1")
+            .bind(domain)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+}

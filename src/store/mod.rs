@@ -2,8 +2,19 @@
 //! portable SQL (TEXT, BIGINT unix seconds, `$n` placeholders), one module
 //! per table group.
 
+mod audit;
+mod clients;
 mod domains;
+mod flows;
+mod grants;
+mod keys;
 mod users;
+
+pub use audit::AuditEvent;
+pub use clients::{Client, NewClient};
+pub use flows::{AuthCode, AuthRequest};
+pub use grants::{NewRefreshToken, Redemption};
+pub use keys::StoredKey;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -153,3 +153,36 @@ fn from_row(row: &AnyRow) -> Result<AllowedUser, sqlx::Error> {
         last_login_at: row.try_get("last_login_at")?,
     })
 }
+
+impl Store {
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<AllowedUser>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM allowed_users WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Stamps the login and remembers the first provider identity seen.
+    pub async fn record_login(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE allowed_users SET last_login_at = $1, provider = COALESCE(provider, $2), \
+             provider_subject = COALESCE(provider_subject, $3) WHERE user_id = $4",
+        )
+        .bind(at)
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

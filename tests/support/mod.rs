@@ -12,6 +12,8 @@ use mcp_auth_broker::store::{Backend, Store};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
+pub mod flow;
+
 /// A database of its own for one test, dropped with it.
 pub struct TestDb {
     pub url: String,
@@ -113,7 +115,7 @@ pub fn settings_with(env: &[(&str, &str)]) -> Settings {
     Settings::load(&Sources { file: None, env }).expect("test settings are valid")
 }
 
-/// A broker serving on a free loopback port until dropped.
+/// A broker serving on a free loopback port until stopped.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
@@ -121,26 +123,62 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl TestServer {
-    pub async fn start(settings: Settings) -> TestServer {
+/// A reserved port: its address is known before the broker's settings are.
+pub struct Reserved {
+    listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+    pub base: String,
+}
+
+impl Reserved {
+    pub async fn new() -> Reserved {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().unwrap();
+        Reserved {
+            listener,
+            addr,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn into_listener(self) -> tokio::net::TcpListener {
+        self.listener
+    }
+
+    /// Serves the broker here; `public_url` becomes this address.
+    pub async fn serve(self, mut settings: Settings) -> TestServer {
+        settings.server.public_url = self.base.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            mcp_auth_broker::server::serve(settings, listener, async {
+            mcp_auth_broker::server::serve(settings, self.listener, async {
                 let _ = stopped.await;
             })
             .await
             .expect("server runs");
         });
         TestServer {
-            addr,
-            base: format!("http://{addr}"),
+            addr: self.addr,
+            base: self.base,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings) -> TestServer {
+        Reserved::new().await.serve(settings).await
+    }
+
+    /// With the built-in development provider, as `serve --dev` runs it.
+    pub async fn start_dev(settings: Settings) -> TestServer {
+        let reserved = Reserved::new().await;
+        let mut settings = settings;
+        settings.server.public_url = reserved.base.clone();
+        settings.enable_dev().expect("loopback public_url");
+        reserved.serve(settings).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,240 @@
+//! `GET /authorize`: check the request, remember it in the database, and send
+//! the person to the upstream provider.
+
+use serde::Deserialize;
+
+use super::redirect_uri;
+use crate::secrets;
+use crate::store::{now, AuthRequest, Client};
+use crate::web::ErrorPage;
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthorizeQuery {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub idp_hint: Option<String>,
+}
+
+/// A refused authorization request: on our own page while the redirect URI
+/// is not trusted, back to the client once it is.
+#[derive(Debug)]
+pub enum Refusal {
+    Page(ErrorPage),
+    Redirect(String),
+}
+
+impl From<ErrorPage> for Refusal {
+    fn from(page: ErrorPage) -> Self {
+        Refusal::Page(page)
+    }
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refusal::Page(e.into())
+    }
+}
+
+pub struct Started {
+    /// The upstream provider's authorization URL.
+    pub location: String,
+    /// Binds the pending request to this browser (set as a cookie).
+    pub browser_secret: String,
+}
+
+/// `redirect_uri` with `params` added to its query (existing ones kept).
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> String {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return redirect_uri.to_owned();
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (key, value) in params {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// The error redirect of RFC 6749 §4.1.2.1, with `iss` (RFC 9207).
+pub fn error_redirect(
+    app: &AppState,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> String {
+    redirect_with(
+        redirect_uri,
+        &[
+            ("error", Some(error)),
+            ("error_description", Some(description)),
+            ("state", state),
+            ("iss", Some(app.settings().issuer())),
+        ],
+    )
+}
+
+pub async fn start(
+    app: &AppState,
+    q: AuthorizeQuery,
+    browser_secret: Option<String>,
+) -> Result<Started, Refusal> {
+    let client = trusted_client(app, q.client_id.as_deref()).await?;
+    let redirect_uri = trusted_redirect(&client, q.redirect_uri.as_deref())?;
+    let state = q.state.as_deref();
+    let refuse = |error: &str, description: &str| {
+        Refusal::Redirect(error_redirect(
+            app,
+            &redirect_uri,
+            state,
+            error,
+            description,
+        ))
+    };
+
+    if q.response_type.as_deref() != Some("code") {
+        return Err(refuse(
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
+    }
+    let Some(challenge) = q.code_challenge.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge is required (PKCE with S256)",
+        ));
+    };
+    if q.code_challenge_method.as_deref() != Some("S256") {
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge_method must be S256; plain is not accepted",
+        ));
+    }
+    let challenge_ok = (43..=128).contains(&challenge.len())
+        && challenge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !challenge_ok {
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge must be 43 to 128 base64url characters",
+        ));
+    }
+    let settings = app.settings();
+    let scope = match q.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => settings.oauth.default_scopes.join(" "),
+        Some(asked) => {
+            if let Some(bad) = asked
+                .split_whitespace()
+                .find(|s| !settings.oauth.scopes_supported.iter().any(|x| x == s))
+            {
+                return Err(refuse(
+                    "invalid_scope",
+                    &format!("scope {bad:?} is not offered by this server"),
+                ));
+            }
+            asked.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    };
+    let resource = settings.mcp_resource();
+    if let Some(asked) = q.resource.as_deref() {
+        if asked.trim_end_matches('/') != resource {
+            return Err(refuse(
+                "invalid_target",
+                &format!("resource must be {resource}"),
+            ));
+        }
+    }
+    let upstream = match q.idp_hint.as_deref() {
+        Some(hint) => app.upstreams().get(hint),
+        None => app.upstreams().first(),
+    }
+    .ok_or_else(|| {
+        Refusal::Page(ErrorPage::bad_request(
+            "No identity provider is configured for this server (or idp_hint names none); ask an administrator.",
+        ))
+    })?;
+
+    let browser_secret = browser_secret.unwrap_or_else(secrets::generate);
+    let created_at = now();
+    let request = AuthRequest {
+        id: secrets::generate(),
+        browser_hash: secrets::hash(&browser_secret),
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        state: q.state.clone(),
+        code_challenge: challenge.to_owned(),
+        scope,
+        resource,
+        upstream_id: upstream.settings.id.clone(),
+        upstream_nonce: secrets::generate(),
+        upstream_verifier: secrets::generate(),
+        user_id: None,
+        csrf_hash: None,
+        created_at,
+        expires_at: created_at + settings.oauth.login_ttl.0.as_secs() as i64,
+    };
+    let location = upstream
+        .authorize_url(
+            &app.callback_url(),
+            &request.id,
+            &request.upstream_nonce,
+            &request.upstream_verifier,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(upstream = %upstream.settings.id, error = %e, "upstream unavailable");
+            Refusal::Page(ErrorPage::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "The identity provider is unavailable",
+                format!(
+                    "{} cannot be reached right now. Please try again in a moment.",
+                    upstream.settings.label()
+                ),
+            ))
+        })?;
+    app.store().insert_auth_request(&request).await?;
+    Ok(Started {
+        location,
+        browser_secret,
+    })
+}
+
+async fn trusted_client(app: &AppState, client_id: Option<&str>) -> Result<Client, Refusal> {
+    let client_id = client_id.filter(|c| !c.is_empty()).ok_or_else(|| {
+        ErrorPage::bad_request("The application did not say who it is (client_id is missing).")
+    })?;
+    app.store()
+        .client(client_id)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(|| {
+            ErrorPage::bad_request("The application is not registered with this server (unknown client_id). It should register again.")
+                .into()
+        })
+}
+
+fn trusted_redirect(client: &Client, asked: Option<&str>) -> Result<String, Refusal> {
+    match asked {
+        Some(uri) if redirect_uri::matches(&client.redirect_uris, uri) => Ok(uri.to_owned()),
+        None if client.redirect_uris.len() == 1 => Ok(client.redirect_uris[0].clone()),
+        None => Err(ErrorPage::bad_request(
+            "redirect_uri is required: the application registered several.",
+        )
+        .into()),
+        Some(_) => Err(ErrorPage::bad_request(
+            "The redirect_uri is not one this application registered, so you are not sent there.",
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,68 @@
+//! The browser side of a login: the cookie that binds a pending request to
+//! the browser that started it, and the caller's address for the audit log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use crate::config::Settings;
+
+fn cookie_name(settings: &Settings) -> &'static str {
+    // The __Host- prefix needs Secure, which plain-http loopback cannot have.
+    if settings.issuer().starts_with("https://") {
+        "__Host-mcp_broker_login"
+    } else {
+        "mcp_broker_login"
+    }
+}
+
+/// The secret from our cookie, if the browser sent one that looks like ours.
+pub fn secret(settings: &Settings, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(settings);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| {
+            v.len() == 43
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+pub fn set_cookie(settings: &Settings, secret: &str) -> HeaderValue {
+    let secure = if settings.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = settings.oauth.login_ttl.0.as_secs();
+    let value = format!(
+        "{}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(settings)
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The peer address, when the server was started with connect info.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}

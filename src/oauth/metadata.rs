@@ -1,0 +1,36 @@
+//! Discovery documents: RFC 9728 protected-resource metadata and RFC 8414
+//! authorization-server metadata, with the issuer identical everywhere.
+
+use serde_json::{json, Value};
+
+use crate::config::Settings;
+
+pub fn protected_resource(settings: &Settings) -> Value {
+    json!({
+        "resource": settings.mcp_resource(),
+        "authorization_servers": [settings.issuer()],
+        "scopes_supported": settings.oauth.scopes_supported,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-auth-broker",
+    })
+}
+
+pub fn authorization_server(settings: &Settings) -> Value {
+    let issuer = settings.issuer();
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "scopes_supported": settings.oauth.scopes_supported,
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [settings.tokens.algorithm],
+    })
+}

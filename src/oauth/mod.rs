@@ -1,0 +1,175 @@
+//! The authorization server's HTTP surface. Handlers only parse and map;
+//! the protocol decisions live in the submodules.
+
+mod authorize;
+mod browser;
+mod client_auth;
+mod error;
+mod login;
+mod metadata;
+mod redirect_uri;
+mod register;
+mod token;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+
+pub use client_auth::basic_credentials;
+pub use error::OAuthError;
+
+use crate::web::{page, ErrorPage};
+use crate::AppState;
+use authorize::{AuthorizeQuery, Refusal};
+use browser::ClientIp;
+use login::{CallbackQuery, ConsentForm, Next, Origin};
+use token::TokenForm;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(authorization_server),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/mcp",
+            get(authorization_server),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(authorization_server),
+        )
+        .route("/jwks.json", get(jwks))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/register", post(register))
+        .route("/oauth/register", post(register))
+        .route("/authorize", get(authorize))
+        .route("/oauth/authorize", get(authorize))
+        .route("/callback", get(callback))
+        .route("/consent", post(consent))
+        .route("/token", post(token))
+        .route("/oauth/token", post(token))
+}
+
+async fn protected_resource(State(app): State<AppState>) -> Json<Value> {
+    Json(metadata::protected_resource(app.settings()))
+}
+
+async fn authorization_server(State(app): State<AppState>) -> Json<Value> {
+    Json(metadata::authorization_server(app.settings()))
+}
+
+async fn jwks(State(app): State<AppState>) -> Json<jsonwebtoken::jwk::JwkSet> {
+    Json(app.keys().jwks())
+}
+
+async fn register(State(app): State<AppState>, body: Bytes) -> Result<Response, OAuthError> {
+    let registered = register::register(app.store(), &body).await?;
+    Ok(no_store(
+        (StatusCode::CREATED, Json(registered)).into_response(),
+    ))
+}
+
+async fn authorize(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuthorizeQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return ErrorPage::bad_request("The sign-in link is malformed.").into_response();
+    };
+    match authorize::start(&app, query, browser::secret(app.settings(), &headers)).await {
+        Ok(started) => {
+            let mut response = Redirect::to(&started.location).into_response();
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                browser::set_cookie(app.settings(), &started.browser_secret),
+            );
+            response
+        }
+        Err(Refusal::Page(page)) => page.into_response(),
+        Err(Refusal::Redirect(location)) => Redirect::to(&location).into_response(),
+    }
+}
+
+fn origin(app: &AppState, headers: &HeaderMap, ip: ClientIp) -> Origin {
+    Origin {
+        ip: ip.0,
+        browser_secret: browser::secret(app.settings(), headers),
+    }
+}
+
+async fn callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return ErrorPage::bad_request("The identity provider's answer is malformed.")
+            .into_response();
+    };
+    next(login::callback(&app, query, &origin(&app, &headers, ip)).await)
+}
+
+async fn consent(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return ErrorPage::bad_request(
+            "The form is incomplete. Start again from your application.",
+        )
+        .into_response();
+    };
+    next(login::decide(&app, form, &origin(&app, &headers, ip)).await)
+}
+
+fn next(result: Result<Next, ErrorPage>) -> Response {
+    match result {
+        // 303: the browser follows with GET after the consent POST.
+        Ok(Next::Redirect(location)) => Redirect::to(&location).into_response(),
+        Ok(Next::Consent(consent)) => page(consent.as_ref()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|e| {
+        OAuthError::invalid_request(format!(
+            "the body must be application/x-www-form-urlencoded: {e}"
+        ))
+    })?;
+    let body = token::exchange(&app, &headers, form).await?;
+    let mut response = no_store(Json(body).into_response());
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

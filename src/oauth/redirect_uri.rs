@@ -1,0 +1,84 @@
+//! Redirect URI rules: https, or http on a loopback host; no fragment; exact
+//! match except that a loopback URI matches on any port (RFC 8252 §7.3).
+
+use url::Url;
+
+use crate::config::is_loopback;
+
+/// Whether `raw` may be registered as a redirect URI.
+pub fn check(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))?;
+    if url.fragment().is_some() {
+        return Err(format!("{raw:?} must not contain a fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(format!(
+            "{raw:?} must use https (http only on a loopback host)"
+        )),
+    }
+}
+
+/// Whether the URI a client presents is one it registered.
+pub fn matches(registered: &[String], presented: &str) -> bool {
+    if registered.iter().any(|r| r == presented) {
+        return true;
+    }
+    let Ok(presented) = Url::parse(presented) else {
+        return false;
+    };
+    if presented.scheme() != "http" || !is_loopback(&presented) {
+        return false;
+    }
+    registered
+        .iter()
+        .filter_map(|r| Url::parse(r).ok())
+        .any(|r| {
+            r.scheme() == "http"
+                && r.host() == presented.host()
+                && r.path() == presented.path()
+                && r.query() == presented.query()
+                && r.username() == presented.username()
+                && presented.fragment().is_none()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_rules() {
+        assert!(check("https://claude.ai/api/mcp/auth_callback").is_ok());
+        assert!(check("http://localhost:6274/oauth/callback").is_ok());
+        assert!(check("http://127.0.0.1/cb").is_ok());
+        assert!(check("http://[::1]:9/cb").is_ok());
+        assert!(check("http://evil.example/cb").is_err());
+        assert!(check("https://a.example/cb#frag").is_err());
+        assert!(check("javascript:alert(1)").is_err());
+        assert!(check("/relative").is_err());
+    }
+
+    #[test]
+    fn exact_match_except_loopback_port() {
+        let reg = vec![
+            "https://app.example/cb".to_string(),
+            "http://127.0.0.1/callback".to_string(),
+            "http://localhost:3000/cb".to_string(),
+        ];
+        assert!(matches(&reg, "https://app.example/cb"));
+        assert!(!matches(&reg, "https://app.example/cb/"));
+        assert!(!matches(&reg, "https://app.example:8443/cb"));
+        assert!(!matches(&reg, "https://app.example/cb?x=1"));
+        assert!(matches(&reg, "http://127.0.0.1:51234/callback"));
+        assert!(matches(&reg, "http://localhost:9999/cb"));
+        assert!(!matches(&reg, "http://127.0.0.1:51234/other"));
+        assert!(
+            !matches(&reg, "http://localhost:9999/callback"),
+            "host must match too"
+        );
+        assert!(!matches(&reg, "http://evil.example:3000/cb"));
+        assert!(!matches(&reg, "http://127.0.0.1:5/callback#x"));
+    }
+}

@@ -1,0 +1,120 @@
+//! Dynamic client registration (RFC 7591).
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error::OAuthError;
+use super::redirect_uri;
+use crate::secrets;
+use crate::store::{now, Client, NewClient, Store};
+
+const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
+
+#[derive(Deserialize)]
+struct Request {
+    redirect_uris: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    client_name: Option<String>,
+    scope: Option<String>,
+}
+
+/// Validates the metadata, stores the client and returns the RFC 7591
+/// response (with the secret, the only time it is ever shown).
+pub async fn register(store: &Store, body: &[u8]) -> Result<Value, OAuthError> {
+    let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
+    })?;
+    let request: Request = serde_json::from_value(Value::Object(document.clone()))
+        .map_err(|e| OAuthError::invalid_client_metadata(format!("malformed metadata: {e}")))?;
+
+    let redirect_uris = request.redirect_uris.unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::invalid_redirect_uri(
+            "redirect_uris must list at least one URI",
+        ));
+    }
+    for uri in &redirect_uris {
+        redirect_uri::check(uri).map_err(OAuthError::invalid_redirect_uri)?;
+    }
+    let method = request
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
+    if !AUTH_METHODS.contains(&method.as_str()) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "token_endpoint_auth_method {method:?} is not supported (use one of {})",
+            AUTH_METHODS.join(", ")
+        )));
+    }
+    let grant_types = request
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "grant type {bad:?} is not supported"
+        )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::invalid_client_metadata(
+            "grant_types must include authorization_code",
+        ));
+    }
+    let response_types = request
+        .response_types
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types != ["code"] {
+        return Err(OAuthError::invalid_client_metadata(
+            "response_types must be [\"code\"]",
+        ));
+    }
+    if request
+        .client_name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 200)
+    {
+        return Err(OAuthError::invalid_client_metadata(
+            "client_name is longer than 200 characters",
+        ));
+    }
+
+    let issued_at = now();
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let secret = (method != "none").then(secrets::generate);
+    let mut response = document;
+    response.insert("client_id".into(), json!(client_id));
+    response.insert("client_id_issued_at".into(), json!(issued_at));
+    response.insert("redirect_uris".into(), json!(redirect_uris));
+    response.insert("token_endpoint_auth_method".into(), json!(method));
+    response.insert("grant_types".into(), json!(grant_types));
+    response.insert("response_types".into(), json!(response_types));
+    let stored = Value::Object(response.clone());
+    if let Some(secret) = &secret {
+        response.insert("client_secret".into(), json!(secret));
+        response.insert("client_secret_expires_at".into(), json!(0));
+    }
+
+    let client = Client {
+        client_id,
+        client_secret_hash: secret.as_deref().map(secrets::hash),
+        client_name: request.client_name,
+        redirect_uris,
+        grant_types,
+        token_endpoint_auth_method: method,
+        disabled: false,
+    };
+    store
+        .insert_client(&NewClient {
+            client: &client,
+            response_types: &response_types,
+            scope: request.scope.as_deref(),
+            metadata: &stored,
+            created_at: issued_at,
+        })
+        .await?;
+    Ok(Value::Object(response))
+}

@@ -1,0 +1,95 @@
+//! `oauth_clients`.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A registered client as the authorization server needs it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub client_secret_hash: Option<String>,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub disabled: bool,
+}
+
+/// What registration stores: the client plus its full metadata document.
+pub struct NewClient<'a> {
+    pub client: &'a Client,
+    pub response_types: &'a [String],
+    pub scope: Option<&'a str>,
+    pub metadata: &'a serde_json::Value,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn insert_client(&self, new: &NewClient<'_>) -> Result<(), StoreError> {
+        let c = new.client;
+        sqlx::query(
+            "INSERT INTO oauth_clients (client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
+             response_types, token_endpoint_auth_method, scope, metadata, kind, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dynamic', $10)",
+        )
+        .bind(&c.client_id)
+        .bind(c.client_secret_hash.clone())
+        .bind(c.client_name.clone())
+        .bind(json_list(&c.redirect_uris))
+        .bind(json_list(&c.grant_types))
+        .bind(json_list(new.response_types))
+        .bind(&c.token_endpoint_auth_method)
+        .bind(new.scope.map(str::to_owned))
+        .bind(new.metadata.to_string())
+        .bind(new.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
+             token_endpoint_auth_method, disabled FROM oauth_clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    pub async fn touch_client(&self, client_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2")
+            .bind(at)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn list(row: &AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: e.into(),
+    })
+}
+
+fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
+    Ok(Client {
+        client_id: row.try_get("client_id")?,
+        client_secret_hash: row.try_get("client_secret_hash")?,
+        client_name: row.try_get("client_name")?,
+        redirect_uris: list(row, "redirect_uris")?,
+        grant_types: list(row, "grant_types")?,
+        token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+    })
+}

@@ -1,0 +1,141 @@
+//! What a code redemption issues and what revocation undoes:
+//! `refresh_tokens`, `revoked_jtis`, `consents`.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// Everything one successful code redemption writes, in one transaction.
+pub struct Redemption<'a> {
+    pub code_hash: &'a str,
+    pub access_jti: &'a str,
+    pub access_expires_at: i64,
+    pub refresh: Option<NewRefreshToken<'a>>,
+}
+
+pub struct NewRefreshToken<'a> {
+    pub token_hash: &'a str,
+    pub family_id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub resource: &'a str,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Marks the code used and records what it issued. `Ok(false)` when the
+    /// code was already used or expired (a concurrent redemption won).
+    pub async fn redeem_code(&self, r: &Redemption<'_>, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let family = r.refresh.as_ref().map(|t| t.family_id.to_owned());
+        let claimed = sqlx::query(
+            "UPDATE auth_codes SET used_at = $1, refresh_family_id = $2, access_jti = $3, access_expires_at = $4 \
+             WHERE code_hash = $5 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(family)
+        .bind(r.access_jti)
+        .bind(r.access_expires_at)
+        .bind(r.code_hash)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(t) = &r.refresh {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, resource, created_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(t.token_hash)
+            .bind(t.family_id)
+            .bind(t.client_id)
+            .bind(t.user_id)
+            .bind(t.scope)
+            .bind(t.resource)
+            .bind(now)
+            .bind(t.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Revokes a refresh-token family and, when given, an access token.
+    pub async fn revoke_grant(
+        &self,
+        family_id: Option<&str>,
+        access: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(family) = family_id {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(family)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((jti, expires_at)) = access {
+            sqlx::query(
+                "INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM revoked_jtis WHERE jti = $1")
+            .bind(jti)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Whether the person already approved every one of `scopes` for the client.
+    pub async fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[&str],
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let granted: String = row.try_get("scope")?;
+        Ok(scopes
+            .iter()
+            .all(|s| granted.split_whitespace().any(|g| g == *s)))
+    }
+
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scope)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
