@@ -5,6 +5,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod config;
 mod health;
+pub mod mcp;
 pub mod oauth;
 pub mod secrets;
 pub mod server;
@@ -106,7 +107,9 @@ impl AppState {
 /// The whole HTTP surface; tests build the same router.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
-    let mut router = health::routes().merge(oauth::routes());
+    let mut router = health::routes()
+        .merge(oauth::routes())
+        .merge(mcp::routes(&state));
     if let Some(dev) = &state.inner.dev_idp {
         router = router.nest_service("/dev-idp", dev.clone().router());
     }

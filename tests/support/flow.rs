@@ -234,3 +234,64 @@ fn attribute(html: &str, tag: &str, attr: &str) -> String {
         .replace("&#47;", "/")
         .replace("&amp;", "&")
 }
+
+/// An MCP JSON-RPC call over Streamable HTTP.
+pub struct McpReply {
+    pub status: StatusCode,
+    pub challenge: Option<String>,
+    pub body: Value,
+}
+
+impl Flow {
+    pub async fn mcp(&self, token: Option<&str>, message: Value) -> McpReply {
+        let mut request = self
+            .http
+            .post(self.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&message);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = r.text().await.unwrap();
+        McpReply {
+            status,
+            challenge,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    /// initialize + initialized + tools/call whoami; the parsed whoami JSON.
+    pub async fn whoami(&self, token: &str) -> Result<Value, McpReply> {
+        let init = self
+            .mcp(Some(token), json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}))
+            .await;
+        if init.status != 200 {
+            return Err(init);
+        }
+        self.mcp(
+            Some(token),
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await;
+        let call = self
+            .mcp(Some(token), json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}))
+            .await;
+        if call.status != 200 {
+            return Err(call);
+        }
+        let text = call.body["result"]["content"][0]["text"]
+            .as_str()
+            .expect("whoami text")
+            .to_owned();
+        Ok(serde_json::from_str(&text).unwrap())
+    }
+}
