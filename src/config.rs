@@ -615,4 +615,74 @@ mod tests {
             "{p:?}"
         );
     }
+
+    #[test]
+    fn upstreams_are_checked() {
+        let file = "[[upstreams]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"http://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_env = \"X\"\nscopes = [\"email\"]\n\n[[upstreams]]\nid = \"corp\"\nkind = \"dev\"\nissuer = \"https://a.example\"\nclient_id = \"c\"\n";
+        let p = problems(
+            Some(file),
+            &[("BROKER__SERVER__PUBLIC_URL", "https://broker.example.com")],
+        );
+        let has = |needle: &str| p.iter().any(|l| l.contains(needle));
+        assert!(
+            has("upstreams[0].issuer: \"http://idp.example.com\" must be an https URL"),
+            "{p:?}"
+        );
+        assert!(has("upstreams[0]: set only one of client_secret"), "{p:?}");
+        assert!(has("upstreams[0].scopes: must include \"openid\""), "{p:?}");
+        assert!(
+            has("upstreams[1].id: \"corp\" is used by more than one upstream"),
+            "{p:?}"
+        );
+        assert!(has("upstreams[1]: the dev provider is allowed only when server.public_url is a loopback URL"), "{p:?}");
+    }
+
+    #[test]
+    fn dev_mode_only_on_loopback() {
+        let mut s = load_with(
+            None,
+            &[("BROKER__SERVER__PUBLIC_URL", "https://broker.example.com")],
+        )
+        .unwrap();
+        let err = s.enable_dev().unwrap_err().0;
+        assert!(
+            err[0].starts_with("--dev: the development provider is allowed only"),
+            "{err:?}"
+        );
+        let mut s = load_with(None, &[]).unwrap();
+        s.enable_dev().unwrap();
+        assert_eq!(s.upstreams[0].issuer, "http://127.0.0.1:8080/dev-idp");
+        assert!(
+            s.upstreams[0]
+                .client_secret
+                .as_deref()
+                .is_some_and(|x| x.len() >= 43),
+            "a fresh secret per process"
+        );
+    }
+
+    #[test]
+    fn upstream_secret_from_env_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let mut upstream = load_with(None, &[])
+            .map(|mut s| {
+                s.enable_dev().unwrap();
+                s.upstreams.remove(0)
+            })
+            .unwrap();
+        upstream.client_secret = None;
+        upstream.client_secret_file = Some(path);
+        assert_eq!(
+            upstream.resolve_secret().unwrap().as_deref(),
+            Some("from-file")
+        );
+        upstream.client_secret_file = None;
+        upstream.client_secret_env = Some("MCP_BROKER_TEST_SURELY_UNSET".into());
+        assert!(upstream
+            .resolve_secret()
+            .unwrap_err()
+            .contains("MCP_BROKER_TEST_SURELY_UNSET is not set"));
+    }
 }

@@ -7,7 +7,6 @@ mod support;
 use std::sync::Arc;
 
 use mcp_auth_broker::allowlist::{Email, Role, Status, UserChange};
-use mcp_auth_broker::config::{UpstreamKind, UpstreamSettings};
 use mcp_auth_broker::tokens;
 use mcp_auth_broker::upstream::dev_idp::DevIdp;
 use serde_json::{json, Value};
@@ -104,10 +103,7 @@ async fn discovery_documents_agree_on_the_issuer() {
 
 #[tokio::test]
 async fn full_login_with_the_dev_provider() {
-    let db = TestDb::new().await;
-    allow(&db, "alice@example.com").await;
-    let server = TestServer::start_dev(db.settings()).await;
-    let flow = Flow::new(&server.base);
+    let (db, server, flow) = support::dev_broker(&["alice@example.com"]).await;
     let client_id = flow.public_client().await;
     let pkce = Pkce::new();
 
@@ -221,17 +217,9 @@ async fn full_login_with_a_separate_oidc_server() {
     let db = TestDb::new().await;
     allow(&db, "bob@corp.example").await;
     let mut settings = db.settings();
-    settings.upstreams.push(UpstreamSettings {
-        id: "corp".into(),
-        kind: UpstreamKind::Oidc,
-        issuer,
-        client_id: "corp-client".into(),
-        client_secret: Some("corp-secret".into()),
-        client_secret_env: None,
-        client_secret_file: None,
-        scopes: vec!["openid".into(), "email".into()],
-        display_name: Some("Corp".into()),
-    });
+    let mut corp = support::oidc_upstream("corp", &issuer, "corp-client", "corp-secret");
+    corp.display_name = Some("Corp".into());
+    settings.upstreams.push(corp);
     let server = broker.serve(settings).await;
     let flow = Flow::new(&server.base);
     let token = flow.access_token("bob@corp.example").await;
@@ -316,10 +304,7 @@ async fn allowlist_gate_refuses_unverified_unknown_and_suspended() {
 
 #[tokio::test]
 async fn consent_deny_returns_access_denied() {
-    let db = TestDb::new().await;
-    allow(&db, "alice@example.com").await;
-    let server = TestServer::start_dev(db.settings()).await;
-    let flow = Flow::new(&server.base);
+    let (_db, server, flow) = support::dev_broker(&["alice@example.com"]).await;
     let client_id = flow.public_client().await;
     let page = flow
         .login(
@@ -341,10 +326,7 @@ async fn consent_deny_returns_access_denied() {
 
 #[tokio::test]
 async fn consent_needs_the_browser_that_started_and_its_csrf_token() {
-    let db = TestDb::new().await;
-    allow(&db, "alice@example.com").await;
-    let server = TestServer::start_dev(db.settings()).await;
-    let flow = Flow::new(&server.base);
+    let (_db, server, flow) = support::dev_broker(&["alice@example.com"]).await;
     let client_id = flow.public_client().await;
     let html = flow
         .login(

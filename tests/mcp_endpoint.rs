@@ -6,7 +6,7 @@ mod support;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use mcp_auth_broker::allowlist::{Email, Status, UserChange};
+use mcp_auth_broker::allowlist::{Email, Status};
 use mcp_auth_broker::store::now;
 use mcp_auth_broker::tokens::{self, AccessClaims, KeySet};
 use serde_json::json;
@@ -14,18 +14,7 @@ use support::flow::Flow;
 use support::{TestDb, TestServer};
 
 async fn setup() -> (TestDb, TestServer, Flow) {
-    let db = TestDb::new().await;
-    db.store()
-        .await
-        .upsert_user(
-            &Email::parse("alice@example.com").unwrap(),
-            &UserChange::default(),
-        )
-        .await
-        .unwrap();
-    let server = TestServer::start_dev(db.settings()).await;
-    let flow = Flow::new(&server.base);
-    (db, server, flow)
+    support::dev_broker(&["alice@example.com"]).await
 }
 
 #[tokio::test]

@@ -2,24 +2,12 @@
 
 mod support;
 
-use mcp_auth_broker::allowlist::{Email, UserChange};
 use serde_json::json;
 use support::flow::{location, param, Flow, Pkce, REDIRECT};
 use support::{TestDb, TestServer};
 
 async fn setup() -> (TestDb, TestServer, Flow) {
-    let db = TestDb::new().await;
-    db.store()
-        .await
-        .upsert_user(
-            &Email::parse("alice@example.com").unwrap(),
-            &UserChange::default(),
-        )
-        .await
-        .unwrap();
-    let server = TestServer::start_dev(db.settings()).await;
-    let flow = Flow::new(&server.base);
-    (db, server, flow)
+    support::dev_broker(&["alice@example.com"]).await
 }
 
 /// /authorize refusals that go back to the client: error, state and iss.

@@ -11,7 +11,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jsonwebtoken::{encode, Algorithm, Header};
 use mcp_auth_broker::allowlist::{Email, UserChange};
-use mcp_auth_broker::config::{UpstreamKind, UpstreamSettings};
 use mcp_auth_broker::store::now;
 use mcp_auth_broker::tokens::{ephemeral_rs256, SigningKey};
 use serde_json::{json, Value};
@@ -117,17 +116,12 @@ async fn lying_upstreams_are_refused() {
         .await
         .unwrap();
     let mut settings = db.settings();
-    settings.upstreams.push(UpstreamSettings {
-        id: "fake".into(),
-        kind: UpstreamKind::Oidc,
-        issuer,
-        client_id: "fake-client".into(),
-        client_secret: Some("fake-secret".into()),
-        client_secret_env: None,
-        client_secret_file: None,
-        scopes: vec!["openid".into(), "email".into()],
-        display_name: None,
-    });
+    settings.upstreams.push(support::oidc_upstream(
+        "fake",
+        &issuer,
+        "fake-client",
+        "fake-secret",
+    ));
     let server = Reserved::new().await.serve(settings).await;
     let flow = Flow::new(&server.base);
     let client = flow.public_client().await;

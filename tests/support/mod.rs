@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use mcp_auth_broker::config::{Settings, Sources};
+use mcp_auth_broker::config::{Settings, Sources, UpstreamKind, UpstreamSettings};
 use mcp_auth_broker::store::{Backend, Store};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
@@ -103,6 +103,37 @@ impl Drop for TestDb {
             })
         })
         .join();
+    }
+}
+
+/// A broker in dev mode with `emails` on the allowlist, and a driver for it.
+pub async fn dev_broker(emails: &[&str]) -> (TestDb, TestServer, flow::Flow) {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    for email in emails {
+        let email = mcp_auth_broker::allowlist::Email::parse(email).unwrap();
+        store
+            .upsert_user(&email, &Default::default())
+            .await
+            .unwrap();
+    }
+    let server = TestServer::start_dev(db.settings()).await;
+    let flow = flow::Flow::new(&server.base);
+    (db, server, flow)
+}
+
+/// An upstream of kind `oidc` with a plain client secret.
+pub fn oidc_upstream(id: &str, issuer: &str, client_id: &str, secret: &str) -> UpstreamSettings {
+    UpstreamSettings {
+        id: id.into(),
+        kind: UpstreamKind::Oidc,
+        issuer: issuer.into(),
+        client_id: client_id.into(),
+        client_secret: Some(secret.into()),
+        client_secret_env: None,
+        client_secret_file: None,
+        scopes: vec!["openid".into(), "email".into()],
+        display_name: None,
     }
 }
 
