@@ -67,6 +67,7 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     });
     let server = tokio::spawn(async move { server.await });
+    let purger = tokio::spawn(purge_expired(store.clone()));
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => log_exit(result),
@@ -77,8 +78,20 @@ pub async fn serve(
             }
         }
     }
+    purger.abort();
     store.close().await;
     Ok(())
+}
+
+/// Finished logins leave rows behind; sweep them now and then.
+async fn purge_expired(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.purge_expired_flows(crate::store::now()).await {
+            tracing::warn!(error = %e, "cannot purge expired logins");
+        }
+    }
 }
 
 fn log_exit(result: Result<std::io::Result<()>, tokio::task::JoinError>) {

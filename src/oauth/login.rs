@@ -377,7 +377,5 @@ async fn audit(
         detail,
         ip: origin.ip.clone(),
     };
-    if let Err(e) = store.audit(entry).await {
-        tracing::error!(error = %e, event, "cannot write the audit log");
-    }
+    store.audit(entry).await;
 }

@@ -1,5 +1,5 @@
-//! `POST /token`: authorization codes (with PKCE) for an access JWT and a
-//! refresh token.
+//! `POST /token`: an authorization code (with PKCE) or a refresh token for
+//! an access JWT and a fresh refresh token.
 
 use axum::http::HeaderMap;
 use serde::Deserialize;
@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 
 use super::client_auth::authenticate;
 use super::error::OAuthError;
-use crate::allowlist::Status;
+use crate::allowlist::{AllowedUser, Status};
 use crate::secrets;
-use crate::store::{now, AuditEvent, NewRefreshToken, Redemption};
+use crate::store::{now, AuditEvent, Client, NewRefreshToken, Redemption};
 use crate::tokens::{mint, AccessClaims};
 use crate::AppState;
 
@@ -22,6 +22,7 @@ pub struct TokenForm {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub resource: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 pub async fn exchange(
@@ -37,14 +38,120 @@ pub async fn exchange(
     )
     .await?;
     match form.grant_type.as_deref() {
-        Some("authorization_code") => {}
-        Some(other) => {
-            return Err(OAuthError::unsupported_grant_type(format!(
-                "grant_type {other:?} is not supported"
-            )))
-        }
-        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("authorization_code") => redeem_code(app, &client, form).await,
+        Some("refresh_token") => refresh(app, &client, form).await,
+        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {other:?} is not supported"
+        ))),
+        None => Err(OAuthError::invalid_request("grant_type is required")),
     }
+}
+
+/// What a grant is for, once the grant itself has been checked.
+struct Grant<'a> {
+    client: &'a Client,
+    user: AllowedUser,
+    scope: &'a str,
+    resource: &'a str,
+    at: i64,
+}
+
+impl Grant<'_> {
+    fn claims(&self, app: &AppState) -> AccessClaims {
+        let settings = app.settings();
+        AccessClaims {
+            iss: settings.issuer().to_owned(),
+            sub: self.user.user_id.clone(),
+            aud: self.resource.to_owned(),
+            exp: self.at + settings.tokens.access_token_ttl.0.as_secs() as i64,
+            iat: self.at,
+            nbf: self.at,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: self.client.client_id.clone(),
+            scope: self.scope.to_owned(),
+            email: self.user.email.to_string(),
+        }
+    }
+
+    fn refresh_token<'a>(
+        &'a self,
+        token_hash: &'a str,
+        family_id: &'a str,
+        expires_at: i64,
+    ) -> NewRefreshToken<'a> {
+        NewRefreshToken {
+            token_hash,
+            family_id,
+            client_id: &self.client.client_id,
+            user_id: &self.user.user_id,
+            scope: self.scope,
+            resource: self.resource,
+            expires_at,
+        }
+    }
+
+    /// Signs the access token, records the issuance, and builds the answer.
+    async fn respond(
+        &self,
+        app: &AppState,
+        claims: &AccessClaims,
+        refresh: Option<String>,
+        kind: &str,
+    ) -> Result<Value, OAuthError> {
+        let access_token = mint(app.keys(), claims).map_err(|e| {
+            tracing::error!(error = %e, "cannot sign an access token");
+            OAuthError::unavailable()
+        })?;
+        let store = app.store();
+        let _ = store.touch_client(&self.client.client_id, self.at).await;
+        let event = AuditEvent {
+            event: if kind == "refresh_token" {
+                "token_refreshed"
+            } else {
+                "token_issued"
+            },
+            email: Some(self.user.email.as_str()),
+            client_id: Some(&self.client.client_id),
+            detail: json!({ "grant_type": kind, "jti": claims.jti, "scope": claims.scope }),
+            ip: None,
+        };
+        store.audit(event).await;
+        let mut body = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": claims.exp - claims.iat,
+            "scope": claims.scope,
+        });
+        if let Some(refresh) = refresh {
+            body["refresh_token"] = json!(refresh);
+        }
+        Ok(body)
+    }
+}
+
+/// The person behind a grant, if they may still use it.
+async fn active_user(app: &AppState, user_id: &str) -> Result<AllowedUser, OAuthError> {
+    app.store()
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.status == Status::Active)
+        .ok_or_else(|| OAuthError::invalid_grant("the person is no longer allowed on this server"))
+}
+
+fn check_resource(asked: Option<&str>, granted: &str) -> Result<(), OAuthError> {
+    match asked {
+        Some(resource) if resource.trim_end_matches('/') != granted => Err(
+            OAuthError::invalid_target(format!("resource must be {granted}")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+async fn redeem_code(
+    app: &AppState,
+    client: &Client,
+    form: TokenForm,
+) -> Result<Value, OAuthError> {
     let code = form
         .code
         .as_deref()
@@ -65,15 +172,14 @@ pub async fn exchange(
         store
             .revoke_grant(issued.refresh_family_id.as_deref(), access, at)
             .await?;
-        let _ = store
-            .audit(AuditEvent {
-                event: "code_replay",
-                email: None,
-                client_id: Some(&client.client_id),
-                detail: json!({ "revoked_family": issued.refresh_family_id }),
-                ip: None,
-            })
-            .await;
+        let event = AuditEvent {
+            event: "code_replay",
+            email: None,
+            client_id: Some(&client.client_id),
+            detail: json!({ "revoked_family": issued.refresh_family_id }),
+            ip: None,
+        };
+        store.audit(event).await;
         return Err(invalid());
     }
     if issued.expires_at <= at || issued.client_id != client.client_id {
@@ -89,82 +195,93 @@ pub async fn exchange(
             "code_verifier does not match the code_challenge",
         ));
     }
-    if let Some(resource) = form.resource.as_deref() {
-        if resource.trim_end_matches('/') != issued.resource {
-            return Err(OAuthError::invalid_target(format!(
-                "resource must be {}",
-                issued.resource
-            )));
-        }
-    }
-    let user = store
-        .user_by_id(&issued.user_id)
-        .await?
-        .filter(|u| u.status == Status::Active)
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the person is no longer allowed on this server")
-        })?;
-
-    let settings = app.settings();
-    let ttl = settings.tokens.access_token_ttl.0.as_secs() as i64;
-    let claims = AccessClaims {
-        iss: settings.issuer().to_owned(),
-        sub: user.user_id.clone(),
-        aud: issued.resource.clone(),
-        exp: at + ttl,
-        iat: at,
-        nbf: at,
-        jti: uuid::Uuid::new_v4().to_string(),
-        client_id: client.client_id.clone(),
-        scope: issued.scope.clone(),
-        email: user.email.to_string(),
+    check_resource(form.resource.as_deref(), &issued.resource)?;
+    let grant = Grant {
+        client,
+        user: active_user(app, &issued.user_id).await?,
+        scope: &issued.scope,
+        resource: &issued.resource,
+        at,
     };
-    let access_token = mint(app.keys(), &claims).map_err(|e| {
-        tracing::error!(error = %e, "cannot sign an access token");
-        OAuthError::unavailable()
-    })?;
-    let refresh_token = client
+
+    let claims = grant.claims(app);
+    let refresh = client
         .grant_types
         .iter()
         .any(|g| g == "refresh_token")
         .then(secrets::generate);
-    let refresh_hash = refresh_token.as_deref().map(secrets::hash);
+    let refresh_hash = refresh.as_deref().map(secrets::hash);
     let family_id = uuid::Uuid::new_v4().to_string();
+    let family_expires = at + app.settings().tokens.refresh_token_ttl.0.as_secs() as i64;
     let redemption = Redemption {
         code_hash: &code_hash,
         access_jti: &claims.jti,
         access_expires_at: claims.exp,
-        refresh: refresh_hash.as_deref().map(|token_hash| NewRefreshToken {
-            token_hash,
-            family_id: &family_id,
-            client_id: &client.client_id,
-            user_id: &user.user_id,
-            scope: &issued.scope,
-            resource: &issued.resource,
-            expires_at: at + settings.tokens.refresh_token_ttl.0.as_secs() as i64,
-        }),
+        refresh: refresh_hash
+            .as_deref()
+            .map(|hash| grant.refresh_token(hash, &family_id, family_expires)),
     };
     if !store.redeem_code(&redemption, at).await? {
         return Err(invalid());
     }
-    let _ = store.touch_client(&client.client_id, at).await;
-    let _ = store
-        .audit(AuditEvent {
-            event: "token_issued",
-            email: Some(user.email.as_str()),
-            client_id: Some(&client.client_id),
-            detail: json!({ "grant_type": "authorization_code", "jti": claims.jti, "scope": claims.scope }),
-            ip: None,
-        })
-        .await;
-    let mut body = json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": claims.scope,
-    });
-    if let Some(refresh) = refresh_token {
-        body["refresh_token"] = json!(refresh);
+    grant
+        .respond(app, &claims, refresh, "authorization_code")
+        .await
+}
+
+/// Rotation: every use retires the token and hands out its successor; a
+/// second use of a retired token revokes the whole family.
+async fn refresh(app: &AppState, client: &Client, form: TokenForm) -> Result<Value, OAuthError> {
+    let presented = form
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let store = app.store();
+    let token_hash = secrets::hash(presented);
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let stored = store
+        .refresh_token(&token_hash)
+        .await?
+        .ok_or_else(invalid)?;
+    let at = now();
+    if stored.client_id != client.client_id
+        || stored.revoked_at.is_some()
+        || stored.expires_at <= at
+    {
+        return Err(invalid());
     }
-    Ok(body)
+    let grant = Grant {
+        client,
+        user: active_user(app, &stored.user_id).await?,
+        scope: &stored.scope,
+        resource: &stored.resource,
+        at,
+    };
+    check_resource(form.resource.as_deref(), &stored.resource)?;
+    let next = secrets::generate();
+    let next_hash = secrets::hash(&next);
+    // The successor keeps the family's expiry: refreshing never extends a login.
+    let successor = grant.refresh_token(&next_hash, &stored.family_id, stored.expires_at);
+    let rotated = stored.used_at.is_none()
+        && store
+            .rotate_refresh_token(&token_hash, &successor, at)
+            .await?;
+    if !rotated {
+        store
+            .revoke_grant(Some(&stored.family_id), None, at)
+            .await?;
+        let event = AuditEvent {
+            event: "refresh_reuse",
+            email: Some(grant.user.email.as_str()),
+            client_id: Some(&client.client_id),
+            detail: json!({ "family": stored.family_id }),
+            ip: None,
+        };
+        store.audit(event).await;
+        return Err(invalid());
+    }
+    let claims = grant.claims(app);
+    grant
+        .respond(app, &claims, Some(next), "refresh_token")
+        .await
 }

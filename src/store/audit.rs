@@ -14,7 +14,16 @@ pub struct AuditEvent<'a> {
 }
 
 impl Store {
-    pub async fn audit(&self, e: AuditEvent<'_>) -> Result<(), StoreError> {
+    /// Writes the entry; a failure is logged, never passed on, because a
+    /// lost audit line must not fail the request it describes.
+    pub async fn audit(&self, e: AuditEvent<'_>) {
+        let event = e.event;
+        if let Err(error) = self.insert_audit(e).await {
+            tracing::error!(%error, event, "cannot write the audit log");
+        }
+    }
+
+    async fn insert_audit(&self, e: AuditEvent<'_>) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO audit_log (at, event, email, client_id, detail, ip) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(now())
             .bind(e.event)

@@ -139,3 +139,81 @@ impl Store {
         Ok(())
     }
 }
+
+/// A stored refresh token (found by its hash).
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub resource: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT family_id, client_id, user_id, scope, resource, expires_at, used_at, revoked_at \
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RefreshToken {
+            family_id: row.try_get("family_id")?,
+            client_id: row.try_get("client_id")?,
+            user_id: row.try_get("user_id")?,
+            scope: row.try_get("scope")?,
+            resource: row.try_get("resource")?,
+            expires_at: row.try_get("expires_at")?,
+            used_at: row.try_get("used_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        }))
+    }
+
+    /// Retires `parent` and stores its successor in the same family, in one
+    /// transaction. `Ok(false)` when `parent` was already used: exactly one
+    /// of two racing refreshes wins.
+    pub async fn rotate_refresh_token(
+        &self,
+        parent_hash: &str,
+        next: &NewRefreshToken<'_>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(parent_hash)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, client_id, user_id, scope, resource, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(next.token_hash)
+        .bind(next.family_id)
+        .bind(parent_hash)
+        .bind(next.client_id)
+        .bind(next.user_id)
+        .bind(next.scope)
+        .bind(next.resource)
+        .bind(now)
+        .bind(next.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -13,7 +13,7 @@ mod users;
 pub use audit::AuditEvent;
 pub use clients::{Client, NewClient};
 pub use flows::{AuthCode, AuthRequest};
-pub use grants::{NewRefreshToken, Redemption};
+pub use grants::{NewRefreshToken, Redemption, RefreshToken};
 pub use keys::StoredKey;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
