@@ -281,3 +281,70 @@ async fn raw(db: &TestDb, sql: &str) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::AnyConnection::connect(&db.url).await?;
     conn.execute(sql).await.map(drop)
 }
+
+#[tokio::test]
+async fn expired_logins_are_purged_and_codes_kept_a_day_for_replay_detection() {
+    use mcp_auth_broker::store::{AuthCode, AuthRequest};
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let now = mcp_auth_broker::store::now();
+    let request = |id: &str, expires_at| AuthRequest {
+        id: id.into(),
+        browser_hash: "b".into(),
+        client_id: "c".into(),
+        redirect_uri: "https://a.example/cb".into(),
+        state: None,
+        code_challenge: "x".into(),
+        scope: "mcp:tools".into(),
+        resource: "r".into(),
+        upstream_id: "dev".into(),
+        upstream_nonce: "n".into(),
+        upstream_verifier: "v".into(),
+        user_id: None,
+        csrf_hash: None,
+        created_at: now - 100,
+        expires_at,
+    };
+    store
+        .insert_auth_request(&request("old", now - 10))
+        .await
+        .unwrap();
+    store
+        .insert_auth_request(&request("live", now + 600))
+        .await
+        .unwrap();
+    let code = |hash: &str, expires_at| AuthCode {
+        code_hash: hash.into(),
+        client_id: "c".into(),
+        redirect_uri: "https://a.example/cb".into(),
+        code_challenge: "x".into(),
+        scope: "s".into(),
+        resource: "r".into(),
+        user_id: "u".into(),
+        expires_at,
+        used_at: None,
+        refresh_family_id: None,
+        access_jti: None,
+        access_expires_at: None,
+    };
+    store
+        .insert_auth_code(&code("recent", now - 60), now - 120)
+        .await
+        .unwrap();
+    store
+        .insert_auth_code(&code("ancient", now - 2 * 86_400), now - 2 * 86_400)
+        .await
+        .unwrap();
+
+    store.purge_expired_flows(now).await.unwrap();
+    assert!(store.auth_request("live", now).await.unwrap().is_some());
+    assert!(
+        store.auth_request("old", now - 20).await.unwrap().is_none(),
+        "purged, not merely hidden"
+    );
+    assert!(
+        store.auth_code("recent").await.unwrap().is_some(),
+        "kept for replay detection"
+    );
+    assert!(store.auth_code("ancient").await.unwrap().is_none());
+}
