@@ -21,7 +21,7 @@ use axum::Router;
 
 use crate::config::{Settings, UpstreamKind};
 use crate::store::{Store, StoreError};
-use crate::tokens::{KeyError, KeySet};
+use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, TokenError};
 use crate::upstream::dev_idp::DevIdp;
 use crate::upstream::Upstreams;
 
@@ -45,7 +45,7 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     store: Store,
-    keys: KeySet,
+    keys: Keys,
     upstreams: Upstreams,
     dev_idp: Option<Arc<DevIdp>>,
 }
@@ -53,7 +53,7 @@ struct Inner {
 impl AppState {
     /// Loads (or creates) the signing keys and prepares the upstreams.
     pub async fn build(settings: Settings, store: Store) -> Result<AppState, StartError> {
-        let keys = KeySet::load_or_create(&store).await?;
+        let keys = Keys::load_or_create(&store).await?;
         let upstreams = Upstreams::new(&settings.upstreams).map_err(StartError::Upstream)?;
         let callback = format!("{}/callback", settings.issuer());
         let dev_issuer = format!("{}/dev-idp", settings.issuer());
@@ -90,8 +90,29 @@ impl AppState {
         &self.inner.store
     }
 
-    pub fn keys(&self) -> &KeySet {
-        &self.inner.keys
+    /// The signing keys as this replica knows them now.
+    pub fn keys(&self) -> KeySet {
+        self.inner.keys.current()
+    }
+
+    /// Validates one of our access tokens for `audience`, learning a key
+    /// another replica created if the token names it.
+    pub async fn validate_access(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<AccessClaims, TokenError> {
+        let issuer = self.settings().issuer();
+        let first = tokens::validate(&self.keys(), token, issuer, audience);
+        if first != Err(TokenError::UnknownKey) {
+            return first;
+        }
+        match tokens::header_kid(token) {
+            Some(kid) if self.inner.keys.learn(self.store(), &kid).await => {
+                tokens::validate(&self.keys(), token, issuer, audience)
+            }
+            _ => first,
+        }
     }
 
     pub fn upstreams(&self) -> &Upstreams {

@@ -209,3 +209,58 @@ async fn forged_and_misdirected_tokens_are_refused() {
         .contains("error=\"insufficient_scope\", scope=\"mcp:tools\""));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_created_by_another_replica_is_learned() {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::engine::general_purpose::STANDARD;
+    let (db, server, flow) = setup().await;
+    // Another replica adds a newer key to the shared database after this one started.
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = pair.as_der().unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(der.as_ref())
+    );
+    let store = db.store().await;
+    store
+        .insert_signing_key(&mcp_auth_broker::store::StoredKey {
+            kid: "other-replica-key".into(),
+            algorithm: "RS256".into(),
+            private_key: pem,
+            created_at: now() + 1,
+        })
+        .await
+        .unwrap();
+    let (keys, claims) = good_claims(&db, &server).await;
+    assert_eq!(keys.signing().kid, "other-replica-key");
+    let token = tokens::mint(&keys, &claims).unwrap();
+    let me = flow
+        .whoami(&token)
+        .await
+        .unwrap_or_else(|r| panic!("{} {:?}", r.status, r.challenge));
+    assert_eq!(me["email"], "alice@example.com");
+    let jwks: serde_json::Value = flow
+        .http
+        .get(flow.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "the learned key is published too: {jwks} db: {:?}",
+        db.store()
+            .await
+            .signing_keys()
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| (k.kid.clone(), k.created_at))
+            .collect::<Vec<_>>()
+    );
+    server.stop().await;
+}

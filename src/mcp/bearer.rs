@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::allowlist::{AllowedUser, Status};
 use crate::store::StoreError;
-use crate::tokens::{self, AccessClaims, TokenError};
+use crate::tokens::{AccessClaims, TokenError};
 use crate::AppState;
 
 /// Every tool of the built-in endpoint needs this scope.
@@ -63,16 +63,13 @@ fn bearer_token(request: &Request) -> Option<String> {
 async fn authenticate(app: &AppState, token: Option<&str>) -> Result<Identity, BearerError> {
     let token = token.ok_or(BearerError::Missing)?;
     let settings = app.settings();
-    let claims = tokens::validate(
-        app.keys(),
-        token,
-        settings.issuer(),
-        &settings.mcp_resource(),
-    )
-    .map_err(|e| match e {
-        TokenError::Expired => BearerError::Invalid("the access token has expired".into()),
-        other => BearerError::Invalid(other.to_string()),
-    })?;
+    let claims = app
+        .validate_access(token, &settings.mcp_resource())
+        .await
+        .map_err(|e| match e {
+            TokenError::Expired => BearerError::Invalid("the access token has expired".into()),
+            other => BearerError::Invalid(other.to_string()),
+        })?;
     let store = app.store();
     if store.is_jti_revoked(&claims.jti).await? {
         return Err(BearerError::Invalid("the access token was revoked".into()));

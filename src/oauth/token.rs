@@ -98,7 +98,7 @@ impl Grant<'_> {
         refresh: Option<String>,
         kind: &str,
     ) -> Result<Value, OAuthError> {
-        let access_token = mint(app.keys(), claims).map_err(|e| {
+        let access_token = mint(&app.keys(), claims).map_err(|e| {
             tracing::error!(error = %e, "cannot sign an access token");
             OAuthError::unavailable()
         })?;

@@ -2,7 +2,8 @@
 //! every replica signs and verifies with the same set.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -27,6 +28,60 @@ pub struct SigningKey {
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
     pub jwk: Jwk,
+}
+
+/// How often a replica may reload keys because a token named one it lacks.
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// The key set in force on this replica. Another replica may create or
+/// rotate a key; a token naming a key we lack triggers a (rate-limited)
+/// reload from the database.
+pub struct Keys {
+    current: RwLock<KeySet>,
+    last_reload: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Keys {
+    pub async fn load_or_create(store: &Store) -> Result<Keys, KeyError> {
+        Ok(Keys {
+            current: RwLock::new(KeySet::load_or_create(store).await?),
+            last_reload: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Cheap: the set is reference-counted inside.
+    pub fn current(&self) -> KeySet {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Whether `kid` is known, reloading once if it is not.
+    pub async fn learn(&self, store: &Store, kid: &str) -> bool {
+        if self.current().verifying(kid).is_some() {
+            return true;
+        }
+        let mut last = self.last_reload.lock().await;
+        if last.is_some_and(|at| at.elapsed() < RELOAD_EVERY) {
+            return self.current().verifying(kid).is_some();
+        }
+        *last = Some(Instant::now());
+        match KeySet::load_or_create(store).await {
+            Ok(fresh) => {
+                let known = fresh.verifying(kid).is_some();
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+                known
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload signing keys");
+                false
+            }
+        }
+    }
 }
 
 /// The keys in force: the newest signs; all of them verify.

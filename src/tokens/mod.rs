@@ -6,7 +6,7 @@ mod keys;
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-pub use keys::{ephemeral_rs256, KeyError, KeySet, SigningKey};
+pub use keys::{ephemeral_rs256, KeyError, KeySet, Keys, SigningKey};
 
 /// Clock skew tolerated on `exp`/`nbf`, in seconds.
 const LEEWAY: u64 = 30;
@@ -52,6 +52,11 @@ pub fn mint(keys: &KeySet, claims: &AccessClaims) -> Result<String, jsonwebtoken
     header.typ = Some(TYP.into());
     header.kid = Some(key.kid.clone());
     encode(&header, claims, &key.encoding)
+}
+
+/// The `kid` a token's header names, if it parses.
+pub fn header_kid(token: &str) -> Option<String> {
+    decode_header(token).ok()?.kid
 }
 
 /// Accepts only tokens this issuer signed for `audience`, still in time.

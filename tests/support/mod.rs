@@ -189,12 +189,14 @@ impl Reserved {
             .await
             .expect("server runs");
         });
-        TestServer {
+        let server = TestServer {
             addr: self.addr,
             base: self.base,
             stop: Some(stop),
             task: Some(task),
-        }
+        };
+        server.wait_until_serving().await;
+        server
     }
 }
 
@@ -214,6 +216,23 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The socket accepts at once; answers come once start-up (migrations,
+    /// keys) is done.
+    async fn wait_until_serving(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reqwest::get(self.url("/healthz"))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the broker did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn stop(mut self) {
