@@ -438,11 +438,11 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 fn check_database_url(raw: &str) -> Result<(), String> {
-    let scheme = raw.split(':').next().unwrap_or_default();
-    match scheme {
-        "sqlite" | "postgres" | "postgresql" => Ok(()),
-        _ => Err(format!(
-            "unsupported database URL (use sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB), got scheme {scheme:?}"
+    match crate::store::Backend::of_url(raw) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "unsupported database URL (use sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB), got scheme {:?}",
+            raw.split(':').next().unwrap_or_default()
         )),
     }
 }

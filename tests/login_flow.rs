@@ -350,3 +350,43 @@ async fn consent_needs_the_browser_that_started_and_its_csrf_token() {
     assert_eq!(flow.decide(&html, "allow").await.status(), 303);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn clients_and_keys_survive_a_restart() {
+    let (db, first, flow) = support::dev_broker(&["alice@example.com"]).await;
+    let client_id = flow.public_client().await;
+    let jwks_before: Value = flow
+        .http
+        .get(flow.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    first.stop().await;
+
+    let second = TestServer::start_dev(db.settings()).await;
+    let flow = Flow::new(&second.base);
+    let jwks_after: Value = flow
+        .http
+        .get(flow.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks_before, jwks_after,
+        "the signing key is kept in the database"
+    );
+    let target = flow
+        .authorize(&client_id, &Pkce::new(), "alice@example.com")
+        .await;
+    assert!(
+        param(&target, "code").is_some(),
+        "the client registered before the restart still works"
+    );
+    second.stop().await;
+}
