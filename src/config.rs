@@ -49,6 +49,7 @@ pub struct TokenSettings {
     pub algorithm: String,
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
+    pub refresh_grace: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

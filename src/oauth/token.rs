@@ -23,6 +23,7 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
     pub resource: Option<String>,
     pub refresh_token: Option<String>,
+    pub scope: Option<String>,
 }
 
 pub async fn exchange(
@@ -258,14 +259,15 @@ async fn refresh(app: &AppState, client: &Client, form: TokenForm) -> Result<Val
         at,
     };
     check_resource(form.resource.as_deref(), &stored.resource)?;
+    let access_scope = narrow(form.scope.as_deref(), &stored.scope)?;
     let next = secrets::generate();
     let next_hash = secrets::hash(&next);
     // The successor keeps the family's expiry: refreshing never extends a login.
     let successor = grant.refresh_token(&next_hash, &stored.family_id, stored.expires_at);
-    let rotated = stored.used_at.is_none()
-        && store
-            .rotate_refresh_token(&token_hash, &successor, at)
-            .await?;
+    let grace_start = at - app.settings().tokens.refresh_grace.0.as_secs() as i64;
+    let rotated = store
+        .rotate_refresh_token(&token_hash, &successor, at, grace_start)
+        .await?;
     if !rotated {
         store
             .revoke_grant(Some(&stored.family_id), None, at)
@@ -280,8 +282,27 @@ async fn refresh(app: &AppState, client: &Client, form: TokenForm) -> Result<Val
         store.audit(event).await;
         return Err(invalid());
     }
-    let claims = grant.claims(app);
+    let mut claims = grant.claims(app);
+    // The refresh token keeps the granted scope (RFC 6749 §6); only this
+    // access token is narrowed.
+    claims.scope = access_scope;
     grant
         .respond(app, &claims, Some(next), "refresh_token")
         .await
+}
+
+/// A refresh may ask for less than was granted, never more.
+fn narrow(asked: Option<&str>, granted: &str) -> Result<String, OAuthError> {
+    let Some(asked) = asked.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(granted.to_owned());
+    };
+    match asked
+        .split_whitespace()
+        .find(|s| !granted.split_whitespace().any(|g| g == *s))
+    {
+        Some(extra) => Err(OAuthError::invalid_scope(format!(
+            "scope {extra:?} was not granted"
+        ))),
+        None => Ok(asked.split_whitespace().collect::<Vec<_>>().join(" ")),
+    }
 }

@@ -179,13 +179,16 @@ impl Store {
     }
 
     /// Retires `parent` and stores its successor in the same family, in one
-    /// transaction. `Ok(false)` when `parent` was already used: exactly one
-    /// of two racing refreshes wins.
+    /// transaction. A parent already used at or after `grace_start` is a
+    /// client retrying after a lost response: its unused successor is
+    /// replaced. `Ok(false)` otherwise (reuse): exactly one of two racing
+    /// refreshes leaves a live successor.
     pub async fn rotate_refresh_token(
         &self,
         parent_hash: &str,
         next: &NewRefreshToken<'_>,
         now: i64,
+        grace_start: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
@@ -196,7 +199,19 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if claimed.rows_affected() != 1 {
-            return Ok(false);
+            let replaced = sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE parent_hash = $2 AND used_at IS NULL \
+                 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.token_hash = $2 \
+                 AND p.used_at >= $3 AND p.revoked_at IS NULL)",
+            )
+            .bind(now)
+            .bind(parent_hash)
+            .bind(grace_start)
+            .execute(&mut *tx)
+            .await?;
+            if replaced.rows_affected() != 1 {
+                return Ok(false);
+            }
         }
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, client_id, user_id, scope, resource, \
