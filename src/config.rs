@@ -32,6 +32,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub oauth: OAuthSettings,
     pub tokens: TokenSettings,
+    pub cors: CorsSettings,
     #[serde(default)]
     pub upstreams: Vec<UpstreamSettings>,
 }
@@ -50,6 +51,12 @@ pub struct TokenSettings {
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
     pub refresh_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorsSettings {
+    /// Browser origins allowed to call the API endpoints; `["*"]` for any.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +259,12 @@ impl Settings {
         ] {
             if value.0.is_zero() {
                 problems.push(format!("{key}: must be longer than 0s"));
+            }
+        }
+        for origin in self.cors.allowed_origins.iter().filter(|o| *o != "*") {
+            let ok = Url::parse(origin).is_ok_and(|u| u.origin().ascii_serialization() == *origin);
+            if !ok {
+                problems.push(format!("cors.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\""));
             }
         }
         if self.tokens.algorithm != "RS256" {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod allowlist;
+pub mod bearer;
 pub mod config;
 mod health;
 pub mod mcp;
@@ -128,9 +129,14 @@ impl AppState {
 /// The whole HTTP surface; tests build the same router.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
+    let any_origin = ["*".to_string()];
+    let api = oauth::api_routes()
+        .merge(mcp::routes(&state))
+        .layer(server::cors(&settings.cors.allowed_origins));
     let mut router = health::routes()
-        .merge(oauth::routes())
-        .merge(mcp::routes(&state));
+        .merge(oauth::metadata_routes().layer(server::cors(&any_origin)))
+        .merge(api)
+        .merge(oauth::browser_routes());
     if let Some(dev) = &state.inner.dev_idp {
         router = router.nest_service("/dev-idp", dev.clone().router());
     }

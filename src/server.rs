@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -41,6 +42,31 @@ pub fn with_middleware<S: Clone + Send + Sync + 'static>(
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// CORS for endpoints browser-based clients call (the MCP Inspector): no
+/// credentials, and the headers MCP clients must read.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// Connects the store, migrates if configured, and serves until `shutdown`
@@ -88,7 +114,7 @@ async fn purge_expired(store: Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
-        if let Err(e) = store.purge_expired_flows(crate::store::now()).await {
+        if let Err(e) = store.purge_expired(crate::store::now()).await {
             tracing::warn!(error = %e, "cannot purge expired logins");
         }
     }

@@ -74,6 +74,8 @@ async fn discovery_documents_agree_on_the_issuer() {
         assert_eq!(meta["token_endpoint"], format!("{issuer}/token"));
         assert_eq!(meta["registration_endpoint"], format!("{issuer}/register"));
         assert_eq!(meta["jwks_uri"], format!("{issuer}/jwks.json"));
+        assert_eq!(meta["revocation_endpoint"], format!("{issuer}/revoke"));
+        assert_eq!(meta["userinfo_endpoint"], format!("{issuer}/userinfo"));
         assert_eq!(meta["response_types_supported"], json!(["code"]));
         assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(

@@ -1,7 +1,7 @@
 //! `/mcp`: rmcp's Streamable HTTP service, stateless (any replica answers),
 //! behind our bearer layer. rmcp stays inside this module.
 
-mod bearer;
+mod guard;
 mod tools;
 
 use std::sync::Arc;
@@ -9,8 +9,6 @@ use std::sync::Arc;
 use axum::{middleware, Router};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-
-pub use bearer::Identity;
 
 use crate::AppState;
 
@@ -44,5 +42,5 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(app.clone(), bearer::layer))
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard::layer))
 }

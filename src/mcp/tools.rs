@@ -6,7 +6,7 @@ use rmcp::service::RequestContext;
 use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 
-use super::bearer::Identity;
+use crate::bearer::Identity;
 
 #[derive(Clone)]
 pub struct BrokerTools {

@@ -9,6 +9,7 @@ mod login;
 mod metadata;
 mod redirect_uri;
 mod register;
+mod revoke;
 mod token;
 
 use axum::body::Bytes;
@@ -23,14 +24,17 @@ use serde_json::Value;
 pub use client_auth::basic_credentials;
 pub use error::OAuthError;
 
+use crate::bearer::{self, Identity};
 use crate::web::{page, ErrorPage};
 use crate::AppState;
 use authorize::{AuthorizeQuery, Refusal};
 use browser::ClientIp;
 use login::{CallbackQuery, ConsentForm, Next, Origin};
+use revoke::RevokeForm;
 use token::TokenForm;
 
-pub fn routes() -> Router<AppState> {
+/// Public discovery documents: any origin may read them.
+pub fn metadata_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
@@ -54,14 +58,27 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/jwks.json", get(jwks))
         .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// Endpoints clients call with fetch/XHR (CORS applies).
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
         .route("/register", post(register))
         .route("/oauth/register", post(register))
+        .route("/token", post(token))
+        .route("/oauth/token", post(token))
+        .route("/revoke", post(revoke))
+        .route("/oauth/revoke", post(revoke))
+        .route("/userinfo", get(userinfo).post(userinfo))
+}
+
+/// Pages a person's browser navigates to (no CORS: they are not APIs).
+pub fn browser_routes() -> Router<AppState> {
+    Router::new()
         .route("/authorize", get(authorize))
         .route("/oauth/authorize", get(authorize))
         .route("/callback", get(callback))
         .route("/consent", post(consent))
-        .route("/token", post(token))
-        .route("/oauth/token", post(token))
 }
 
 async fn protected_resource(State(app): State<AppState>) -> Json<Value> {
@@ -165,6 +182,37 @@ async fn token(
         .headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+async fn revoke(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|e| {
+        OAuthError::invalid_request(format!(
+            "the body must be application/x-www-form-urlencoded: {e}"
+        ))
+    })?;
+    revoke::revoke(&app, &headers, form).await?;
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+/// OpenID Connect userinfo for our own access tokens.
+async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    match bearer::identify(&app, bearer::bearer_token(&headers).as_deref(), None).await {
+        Ok(Identity { user, .. }) => no_store(
+            Json(serde_json::json!({
+                "sub": user.user_id,
+                "email": user.email,
+                // Only verified emails ever get onto a token.
+                "email_verified": true,
+                "name": user.name,
+            }))
+            .into_response(),
+        ),
+        Err(e) => bearer::challenge(&app, e),
+    }
 }
 
 fn no_store(mut response: Response) -> Response {

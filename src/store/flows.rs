@@ -143,20 +143,6 @@ impl Store {
         .await?;
         Ok(row.as_ref().map(code_from_row).transpose()?)
     }
-
-    /// Drops requests and codes past their expiry (codes kept a day for
-    /// replay detection).
-    pub async fn purge_expired_flows(&self, now: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM auth_requests WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("DELETE FROM auth_codes WHERE expires_at < $1")
-            .bind(now - 86_400)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 fn request_from_row(row: &AnyRow) -> Result<AuthRequest, sqlx::Error> {

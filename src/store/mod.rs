@@ -8,6 +8,7 @@ mod domains;
 mod flows;
 mod grants;
 mod keys;
+mod purge;
 mod users;
 
 pub use audit::AuditEvent;

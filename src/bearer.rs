@@ -1,10 +1,9 @@
-//! The bearer layer in front of /mcp: validates our JWT locally, checks the
-//! token is not revoked and the person is still allowed, and hands the
-//! identity to the tools through the request's extensions.
+//! Bearer-token authentication for our resource endpoints (/mcp,
+//! /userinfo): validates our JWT locally, checks the token is not revoked
+//! and the person is still allowed, and answers refusals with RFC 6750
+//! challenges that point clients at discovery.
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::allowlist::{AllowedUser, Status};
@@ -12,10 +11,7 @@ use crate::store::StoreError;
 use crate::tokens::{AccessClaims, TokenError};
 use crate::AppState;
 
-/// Every tool of the built-in endpoint needs this scope.
-pub const TOOLS_SCOPE: &str = "mcp:tools";
-
-/// Who is calling, as the tools see it.
+/// Who is calling, as the endpoints see it.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub user: AllowedUser,
@@ -27,7 +23,7 @@ pub struct Identity {
 pub enum BearerError {
     Missing,
     Invalid(String),
-    InsufficientScope,
+    InsufficientScope(&'static str),
     Unavailable,
 }
 
@@ -38,21 +34,9 @@ impl From<StoreError> for BearerError {
     }
 }
 
-pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    // Only the token crosses the await: a borrowed Request is not Send.
-    let token = bearer_token(&request);
-    match authenticate(&app, token.as_deref()).await {
-        Ok(identity) => {
-            request.extensions_mut().insert(identity);
-            next.run(request).await
-        }
-        Err(e) => challenge(&app, e),
-    }
-}
-
-fn bearer_token(request: &Request) -> Option<String> {
-    request
-        .headers()
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
@@ -60,7 +44,12 @@ fn bearer_token(request: &Request) -> Option<String> {
         .map(|(_, token)| token.trim().to_owned())
 }
 
-async fn authenticate(app: &AppState, token: Option<&str>) -> Result<Identity, BearerError> {
+/// The person behind `token`, which must carry `scope` when one is named.
+pub async fn identify(
+    app: &AppState,
+    token: Option<&str>,
+    scope: Option<&'static str>,
+) -> Result<Identity, BearerError> {
     let token = token.ok_or(BearerError::Missing)?;
     let settings = app.settings();
     let claims = app
@@ -81,13 +70,17 @@ async fn authenticate(app: &AppState, token: Option<&str>) -> Result<Identity, B
         .ok_or_else(|| {
             BearerError::Invalid("the person is no longer allowed on this server".into())
         })?;
-    if !claims.scopes().any(|s| s == TOOLS_SCOPE) {
-        return Err(BearerError::InsufficientScope);
+    if let Some(scope) = scope {
+        if !claims.scopes().any(|s| s == scope) {
+            return Err(BearerError::InsufficientScope(scope));
+        }
     }
     Ok(Identity { user, claims })
 }
 
-fn challenge(app: &AppState, error: BearerError) -> Response {
+/// The refusal; a client with no token is told where discovery starts and
+/// which scopes to ask for.
+pub fn challenge(app: &AppState, error: BearerError) -> Response {
     let metadata = format!(
         "{}/.well-known/oauth-protected-resource/mcp",
         app.settings().issuer()
@@ -95,15 +88,18 @@ fn challenge(app: &AppState, error: BearerError) -> Response {
     let (status, value) = match &error {
         BearerError::Missing => (
             StatusCode::UNAUTHORIZED,
-            format!("Bearer resource_metadata=\"{metadata}\", scope=\"{TOOLS_SCOPE}\""),
+            format!(
+                "Bearer resource_metadata=\"{metadata}\", scope=\"{}\"",
+                app.settings().oauth.default_scopes.join(" ")
+            ),
         ),
         BearerError::Invalid(why) => (
             StatusCode::UNAUTHORIZED,
             format!("Bearer error=\"invalid_token\", error_description=\"{why}\", resource_metadata=\"{metadata}\""),
         ),
-        BearerError::InsufficientScope => (
+        BearerError::InsufficientScope(needed) => (
             StatusCode::FORBIDDEN,
-            format!("Bearer error=\"insufficient_scope\", scope=\"{TOOLS_SCOPE}\", resource_metadata=\"{metadata}\""),
+            format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\""),
         ),
         BearerError::Unavailable => {
             return (StatusCode::SERVICE_UNAVAILABLE, "the authorization database is unavailable; retry shortly").into_response()
