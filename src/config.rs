@@ -34,6 +34,8 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub cors: CorsSettings,
     #[serde(default)]
+    pub introspection: IntrospectionSettings,
+    #[serde(default)]
     pub upstreams: Vec<UpstreamSettings>,
 }
 
@@ -51,6 +53,37 @@ pub struct TokenSettings {
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
     pub refresh_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IntrospectionSettings {
+    /// Resource servers that may call /introspect with HTTP Basic.
+    #[serde(default)]
+    pub clients: Vec<IntrospectionClient>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IntrospectionClient {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+impl IntrospectionClient {
+    pub fn resolve_secret(&self) -> Result<String, String> {
+        match (&self.secret, &self.secret_env) {
+            (Some(secret), None) => Ok(secret.clone()),
+            (None, Some(name)) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            }
+            _ => Err(format!(
+                "introspection client {}: set exactly one of secret, secret_env",
+                self.id
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +298,16 @@ impl Settings {
             let ok = Url::parse(origin).is_ok_and(|u| u.origin().ascii_serialization() == *origin);
             if !ok {
                 problems.push(format!("cors.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\""));
+            }
+        }
+        for client in &self.introspection.clients {
+            match client.resolve_secret() {
+                Ok(secret) if secret.len() < 32 => problems.push(format!(
+                    "introspection.clients: the secret of {:?} is shorter than 32 characters",
+                    client.id
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("introspection.clients: {e}")),
             }
         }
         if self.tokens.algorithm != "RS256" {

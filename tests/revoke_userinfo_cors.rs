@@ -243,3 +243,107 @@ async fn configured_origins_are_the_only_ones_allowed() {
     assert_eq!(metadata.headers()["access-control-allow-origin"], "*");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn introspection_for_resource_servers() {
+    let db = support::TestDb::new().await;
+    db.store()
+        .await
+        .upsert_user(
+            &mcp_auth_broker::allowlist::Email::parse("alice@example.com").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut settings = db.settings();
+    let rs_secret = "resource-server-secret-of-40-characters!!";
+    settings
+        .introspection
+        .clients
+        .push(mcp_auth_broker::config::IntrospectionClient {
+            id: "github-mcp".into(),
+            secret: Some(rs_secret.into()),
+            secret_env: None,
+        });
+    let server = support::TestServer::start_dev(settings).await;
+    let flow = Flow::new(&server.base);
+    let (client, tokens) = login(&flow).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let ask = |token: &str, id: &str, secret: &str| {
+        flow.http
+            .post(flow.url("/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token.to_owned())])
+            .send()
+    };
+
+    let info: Value = ask(access, "github-mcp", rs_secret)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["active"], true);
+    assert_eq!(info["username"], "alice@example.com");
+    assert_eq!(info["client_id"], client.as_str());
+    assert_eq!(info["scope"], "mcp:tools");
+    let info: Value = ask(refresh, "github-mcp", rs_secret)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info["active"].as_bool(), info["token_type"].as_str()),
+        (Some(true), Some("refresh_token"))
+    );
+    let info: Value = ask("not-ours", "github-mcp", rs_secret)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info, json!({ "active": false }));
+
+    assert_eq!(
+        ask(access, "github-mcp", "wrong").await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        ask(access, &client, "").await.unwrap().status(),
+        401,
+        "a public client may not introspect"
+    );
+
+    // Revoked or suspended: inactive.
+    assert_eq!(
+        revoke(&flow, &[("token", access), ("client_id", &client)])
+            .await
+            .0,
+        200
+    );
+    let info: Value = ask(access, "github-mcp", rs_secret)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["active"], false);
+    db.store()
+        .await
+        .set_user_status(
+            &mcp_auth_broker::allowlist::Email::parse("alice@example.com").unwrap(),
+            mcp_auth_broker::allowlist::Status::Suspended,
+        )
+        .await
+        .unwrap();
+    let info: Value = ask(refresh, "github-mcp", rs_secret)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["active"], false);
+    server.stop().await;
+}

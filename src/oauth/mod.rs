@@ -5,6 +5,7 @@ mod authorize;
 mod browser;
 mod client_auth;
 mod error;
+mod introspect;
 mod login;
 mod metadata;
 mod redirect_uri;
@@ -29,6 +30,7 @@ use crate::web::{page, ErrorPage};
 use crate::AppState;
 use authorize::{AuthorizeQuery, Refusal};
 use browser::ClientIp;
+use introspect::IntrospectForm;
 use login::{CallbackQuery, ConsentForm, Next, Origin};
 use revoke::RevokeForm;
 use token::TokenForm;
@@ -70,6 +72,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/revoke", post(revoke))
         .route("/oauth/revoke", post(revoke))
         .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/introspect", post(introspect))
+        .route("/oauth/introspect", post(introspect))
 }
 
 /// Pages a person's browser navigates to (no CORS: they are not APIs).
@@ -196,6 +200,20 @@ async fn revoke(
     })?;
     revoke::revoke(&app, &headers, form).await?;
     Ok(no_store(StatusCode::OK.into_response()))
+}
+
+async fn introspect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<IntrospectForm>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    let Form(form) = form.map_err(|e| {
+        OAuthError::invalid_request(format!(
+            "the body must be application/x-www-form-urlencoded: {e}"
+        ))
+    })?;
+    let body = introspect::introspect(&app, &headers, form).await?;
+    Ok(no_store(Json(body).into_response()))
 }
 
 /// OpenID Connect userinfo for our own access tokens.
