@@ -53,6 +53,12 @@ pub struct TokenSettings {
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
     pub refresh_grace: HumanDuration,
+    /// Required for HS256: at least 32 bytes.
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// Generate a new signing key this often (RS256/ES256); off when unset.
+    #[serde(default)]
+    pub rotate_every: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -310,11 +316,27 @@ impl Settings {
                 Err(e) => problems.push(format!("introspection.clients: {e}")),
             }
         }
-        if self.tokens.algorithm != "RS256" {
-            problems.push(format!(
-                "tokens.algorithm: {:?} is not supported (use \"RS256\")",
-                self.tokens.algorithm
-            ));
+        match self.tokens.algorithm.as_str() {
+            "RS256" | "ES256" => {}
+            "HS256" => {
+                let len = self.tokens.hs256_secret.as_deref().map_or(0, str::len);
+                if len < 32 {
+                    problems.push(format!(
+                        "tokens.hs256_secret: HS256 needs a secret of at least 32 bytes (this one has {len})"
+                    ));
+                }
+            }
+            other => problems.push(format!(
+                "tokens.algorithm: {other:?} is not supported (use RS256, ES256 or HS256)"
+            )),
+        }
+        if self
+            .tokens
+            .rotate_every
+            .is_some_and(|d| d.0 <= self.tokens.access_token_ttl.0)
+        {
+            problems
+                .push("tokens.rotate_every: must be longer than tokens.access_token_ttl".into());
         }
         problems
     }
@@ -741,5 +763,38 @@ mod tests {
             .resolve_secret()
             .unwrap_err()
             .contains("MCP_BROKER_TEST_SURELY_UNSET is not set"));
+    }
+
+    #[test]
+    fn signing_settings_are_checked() {
+        let p = problems(
+            None,
+            &[
+                ("BROKER__TOKENS__ALGORITHM", "HS256"),
+                ("BROKER__TOKENS__HS256_SECRET", "short"),
+            ],
+        );
+        assert_eq!(
+            p,
+            vec!["tokens.hs256_secret: HS256 needs a secret of at least 32 bytes (this one has 5)"]
+        );
+        let p = problems(None, &[("BROKER__TOKENS__ALGORITHM", "none")]);
+        assert!(
+            p[0].starts_with("tokens.algorithm: \"none\" is not supported"),
+            "{p:?}"
+        );
+        let p = problems(None, &[("BROKER__TOKENS__ROTATE_EVERY", "30m")]);
+        assert_eq!(
+            p,
+            vec!["tokens.rotate_every: must be longer than tokens.access_token_ttl"]
+        );
+        load_with(
+            None,
+            &[
+                ("BROKER__TOKENS__ALGORITHM", "ES256"),
+                ("BROKER__TOKENS__ROTATE_EVERY", "30d"),
+            ],
+        )
+        .unwrap();
     }
 }

@@ -22,7 +22,7 @@ use axum::Router;
 
 use crate::config::{Settings, UpstreamKind};
 use crate::store::{Store, StoreError};
-use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, TokenError};
+use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, Signer, TokenError};
 use crate::upstream::dev_idp::DevIdp;
 use crate::upstream::Upstreams;
 
@@ -54,7 +54,7 @@ struct Inner {
 impl AppState {
     /// Loads (or creates) the signing keys and prepares the upstreams.
     pub async fn build(settings: Settings, store: Store) -> Result<AppState, StartError> {
-        let keys = Keys::load_or_create(&store).await?;
+        let keys = Keys::load(&store, Signer::from_settings(&settings.tokens)?).await?;
         let upstreams = Upstreams::new(&settings.upstreams).map_err(StartError::Upstream)?;
         let callback = format!("{}/callback", settings.issuer());
         let dev_issuer = format!("{}/dev-idp", settings.issuer());
@@ -118,6 +118,35 @@ impl AppState {
 
     pub fn upstreams(&self) -> &Upstreams {
         &self.inner.upstreams
+    }
+
+    /// Every replica, now and then: pick up keys other replicas created,
+    /// retire keys no live token needs, and rotate when `tokens.rotate_every`
+    /// says so.
+    pub async fn maintain_keys(&self) -> Result<(), KeyError> {
+        let tokens = &self.settings().tokens;
+        let store = self.store();
+        let now = store::now();
+        if let (Some(every), Signer::Stored(algorithm)) =
+            (tokens.rotate_every, Signer::from_settings(tokens)?)
+        {
+            let age = now
+                - store
+                    .signing_keys()
+                    .await?
+                    .iter()
+                    .map(|k| k.created_at)
+                    .max()
+                    .unwrap_or(now);
+            if age >= every.0.as_secs() as i64 {
+                let key = tokens::create(store, algorithm).await?;
+                tracing::info!(kid = %key.kid, "rotated the signing key");
+            }
+        }
+        for kid in tokens::retire_replaced(store, tokens.access_token_ttl.0, now).await? {
+            tracing::info!(%kid, "retired a signing key no live token needs");
+        }
+        self.inner.keys.reload(store).await
     }
 
     /// The one redirect URI every upstream sends people back to.

@@ -51,6 +51,20 @@ enum AdminCommand {
     /// Manage allowed email domains.
     #[command(subcommand)]
     Domains(DomainsCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a new signing key; new tokens use it, old tokens stay valid.
+    Rotate,
+    /// Show the signing keys in force.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +168,8 @@ async fn admin(command: AdminCommand, settings: Settings) -> Result<String, Admi
         )),
         AdminCommand::Users(command) => users(&store, command).await,
         AdminCommand::Domains(command) => domains(&store, command).await,
+        AdminCommand::Keys(KeysCommand::Rotate) => admin::keys::rotate(&store, &settings).await,
+        AdminCommand::Keys(KeysCommand::List { json }) => admin::keys::list(&store, json).await,
     };
     store.close().await;
     output

@@ -81,7 +81,8 @@ pub async fn serve(
         store.migrate().await?;
     }
     let grace = settings.server.shutdown_grace.0;
-    let router = app(AppState::build(settings, store.clone()).await?);
+    let state = AppState::build(settings, store.clone()).await?;
+    let router = app(state.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -93,7 +94,7 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     });
     let server = tokio::spawn(async move { server.await });
-    let purger = tokio::spawn(purge_expired(store.clone()));
+    let housekeeper = tokio::spawn(housekeeping(state));
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => log_exit(result),
@@ -104,18 +105,23 @@ pub async fn serve(
             }
         }
     }
-    purger.abort();
+    housekeeper.abort();
     store.close().await;
     Ok(())
 }
 
-/// Finished logins leave rows behind; sweep them now and then.
-async fn purge_expired(store: Store) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+/// Every minute, on every replica: sweep expired rows, and pick up (or
+/// rotate, or retire) signing keys so all replicas agree within a minute.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await; // the first tick is immediate; start-up just did this
     loop {
         tick.tick().await;
-        if let Err(e) = store.purge_expired(crate::store::now()).await {
-            tracing::warn!(error = %e, "cannot purge expired logins");
+        if let Err(e) = state.store().purge_expired(crate::store::now()).await {
+            tracing::warn!(error = %e, "cannot purge expired rows");
+        }
+        if let Err(e) = state.maintain_keys().await {
+            tracing::warn!(error = %e, "cannot maintain signing keys");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `AdminError` whose exit status scripts can rely on.
 
 pub mod domains;
+pub mod keys;
 mod table;
 pub mod users;
 

@@ -34,6 +34,17 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    pub async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
+        )
+        .bind(at)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&key.kid)

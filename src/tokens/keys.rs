@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use crate::config::TokenSettings;
 use crate::store::{Store, StoreError, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,8 @@ pub struct SigningKey {
     pub algorithm: Algorithm,
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
-    pub jwk: Jwk,
+    /// The public JWK; `None` for a shared (HS256) secret.
+    pub jwk: Option<Jwk>,
 }
 
 /// How often a replica may reload keys because a token named one it lacks.
@@ -37,14 +40,16 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 /// rotate a key; a token naming a key we lack triggers a (rate-limited)
 /// reload from the database.
 pub struct Keys {
+    signer: Signer,
     current: RwLock<KeySet>,
     last_reload: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Keys {
-    pub async fn load_or_create(store: &Store) -> Result<Keys, KeyError> {
+    pub async fn load(store: &Store, signer: Signer) -> Result<Keys, KeyError> {
         Ok(Keys {
-            current: RwLock::new(KeySet::load_or_create(store).await?),
+            current: RwLock::new(KeySet::load(store, &signer).await?),
+            signer,
             last_reload: tokio::sync::Mutex::new(None),
         })
     }
@@ -67,20 +72,23 @@ impl Keys {
             return self.current().verifying(kid).is_some();
         }
         *last = Some(Instant::now());
-        match KeySet::load_or_create(store).await {
-            Ok(fresh) => {
-                let known = fresh.verifying(kid).is_some();
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
-                known
-            }
+        match self.reload(store).await {
+            Ok(()) => self.current().verifying(kid).is_some(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reload signing keys");
                 false
             }
         }
+    }
+
+    /// Picks up keys created, rotated or retired by any replica.
+    pub async fn reload(&self, store: &Store) -> Result<(), KeyError> {
+        let fresh = KeySet::load(store, &self.signer).await?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
     }
 }
 
@@ -94,20 +102,35 @@ pub struct KeySet {
 impl KeySet {
     /// Loads the unretired keys, creating the first RS256 key if there is none.
     pub async fn load_or_create(store: &Store) -> Result<KeySet, KeyError> {
-        let mut stored = store.signing_keys().await?;
-        if stored.is_empty() {
-            let key = generate_rs256()?;
-            store.insert_signing_key(&key).await?;
-            stored = store.signing_keys().await?;
-        }
-        let keys = stored.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-        // Two replicas starting together may both create a key: every one
-        // verifies, and all agree the newest signs.
-        let signing = keys.last().cloned().ok_or_else(|| KeyError::Unusable {
-            kid: "-".into(),
-            reason: "no signing key after creating one".into(),
-        })?;
-        let by_kid = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        KeySet::load(store, &Signer::Stored(Algorithm::RS256)).await
+    }
+
+    /// Loads the unretired keys; the newest of `signer`'s algorithm signs
+    /// (created if there is none). Keys of other algorithms still verify, so
+    /// tokens survive a change of algorithm until they expire.
+    pub async fn load(store: &Store, signer: &Signer) -> Result<KeySet, KeyError> {
+        let mut keys = store
+            .signing_keys()
+            .await?
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let signing = match signer {
+            Signer::Shared(key) => key.clone(),
+            Signer::Stored(algorithm) => {
+                match keys.iter().rev().find(|k| k.algorithm == *algorithm) {
+                    Some(key) => key.clone(),
+                    None => {
+                        let created = parse(&create(store, *algorithm).await?)?;
+                        keys.push(created.clone());
+                        created
+                    }
+                }
+            }
+        };
+        let mut by_kid: HashMap<String, Arc<SigningKey>> =
+            keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        by_kid.insert(signing.kid.clone(), signing.clone());
         Ok(KeySet {
             signing,
             by_kid: Arc::new(by_kid),
@@ -122,30 +145,125 @@ impl KeySet {
         self.by_kid.get(kid).map(Arc::as_ref)
     }
 
-    /// The public half of every key, for `/jwks.json`.
+    /// The public half of every asymmetric key, for `/jwks.json`.
     pub fn jwks(&self) -> JwkSet {
-        let mut keys: Vec<Jwk> = self.by_kid.values().map(|k| k.jwk.clone()).collect();
+        let mut keys: Vec<Jwk> = self.by_kid.values().filter_map(|k| k.jwk.clone()).collect();
         keys.sort_by(|a, b| a.common.key_id.cmp(&b.common.key_id));
         JwkSet { keys }
     }
 }
 
-/// A key that lives only as long as the process (the dev provider's).
-pub fn ephemeral_rs256() -> Result<Arc<SigningKey>, KeyError> {
-    parse(&generate_rs256()?)
+/// Where the signing key comes from.
+#[derive(Clone)]
+pub enum Signer {
+    /// Generated and kept in `signing_keys` (RS256 or ES256).
+    Stored(Algorithm),
+    /// HS256 with `tokens.hs256_secret`: never stored, never published.
+    Shared(Arc<SigningKey>),
 }
 
-fn generate_rs256() -> Result<StoredKey, KeyError> {
+impl Signer {
+    pub fn from_settings(settings: &TokenSettings) -> Result<Signer, KeyError> {
+        match settings.algorithm.as_str() {
+            "RS256" => Ok(Signer::Stored(Algorithm::RS256)),
+            "ES256" => Ok(Signer::Stored(Algorithm::ES256)),
+            "HS256" => {
+                let secret = settings
+                    .hs256_secret
+                    .as_deref()
+                    .unwrap_or_default()
+                    .as_bytes();
+                // The kid names the secret without revealing it.
+                let kid = format!(
+                    "hs256-{}",
+                    &crate::secrets::hash(&STANDARD.encode(secret))[..16]
+                );
+                Ok(Signer::Shared(Arc::new(SigningKey {
+                    kid,
+                    algorithm: Algorithm::HS256,
+                    encoding: EncodingKey::from_secret(secret),
+                    decoding: DecodingKey::from_secret(secret),
+                    jwk: None,
+                })))
+            }
+            other => Err(KeyError::Unusable {
+                kid: "-".into(),
+                reason: format!("unsupported algorithm {other}"),
+            }),
+        }
+    }
+}
+
+/// Generates a key of `algorithm`, stores it and returns it: the newest key
+/// signs from the next (re)load on every replica.
+pub async fn create(store: &Store, algorithm: Algorithm) -> Result<StoredKey, KeyError> {
+    let key = generate(algorithm)?;
+    store.insert_signing_key(&key).await?;
+    Ok(key)
+}
+
+/// Retires keys that an unretired newer key of the same algorithm replaced
+/// more than `token_ttl` (+ leeway) ago: no live token can need them.
+pub async fn retire_replaced(
+    store: &Store,
+    token_ttl: Duration,
+    now: i64,
+) -> Result<Vec<String>, KeyError> {
+    let keys = store.signing_keys().await?;
+    let cutoff = now - token_ttl.as_secs() as i64 - 60;
+    let mut retired = Vec::new();
+    for key in &keys {
+        let replaced = keys.iter().any(|newer| {
+            newer.algorithm == key.algorithm
+                && (newer.created_at, &newer.kid) > (key.created_at, &key.kid)
+                && newer.created_at < cutoff
+        });
+        if replaced {
+            store.retire_signing_key(&key.kid, now).await?;
+            retired.push(key.kid.clone());
+        }
+    }
+    Ok(retired)
+}
+
+/// A key that lives only as long as the process (the dev provider's).
+pub fn ephemeral_rs256() -> Result<Arc<SigningKey>, KeyError> {
+    parse(&generate(Algorithm::RS256)?)
+}
+
+fn generate(algorithm: Algorithm) -> Result<StoredKey, KeyError> {
     let unusable = |reason: String| KeyError::Unusable {
         kid: "new".into(),
         reason,
     };
-    let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|e| unusable(e.to_string()))?;
-    let der = pair.as_der().map_err(|e| unusable(e.to_string()))?;
+    let (name, der) = match algorithm {
+        Algorithm::RS256 => {
+            let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|e| unusable(e.to_string()))?;
+            (
+                "RS256",
+                pair.as_der()
+                    .map_err(|e| unusable(e.to_string()))?
+                    .as_ref()
+                    .to_vec(),
+            )
+        }
+        Algorithm::ES256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|e| unusable(e.to_string()))?;
+            (
+                "ES256",
+                pair.to_pkcs8v1()
+                    .map_err(|e| unusable(e.to_string()))?
+                    .as_ref()
+                    .to_vec(),
+            )
+        }
+        other => return Err(unusable(format!("cannot generate {other:?} keys"))),
+    };
     Ok(StoredKey {
         kid: uuid::Uuid::new_v4().simple().to_string(),
-        algorithm: "RS256".into(),
-        private_key: pem("PRIVATE KEY", der.as_ref()),
+        algorithm: name.into(),
+        private_key: pem("PRIVATE KEY", &der),
         created_at: crate::store::now(),
     })
 }
@@ -168,16 +286,25 @@ fn parse(stored: &StoredKey) -> Result<Arc<SigningKey>, KeyError> {
         kid: stored.kid.clone(),
         reason,
     };
-    let algorithm = match stored.algorithm.as_str() {
-        "RS256" => Algorithm::RS256,
+    let pem = stored.private_key.as_bytes();
+    let (algorithm, key_algorithm, encoding) = match stored.algorithm.as_str() {
+        "RS256" => (
+            Algorithm::RS256,
+            KeyAlgorithm::RS256,
+            EncodingKey::from_rsa_pem(pem),
+        ),
+        "ES256" => (
+            Algorithm::ES256,
+            KeyAlgorithm::ES256,
+            EncodingKey::from_ec_pem(pem),
+        ),
         other => return Err(unusable(format!("unsupported algorithm {other}"))),
     };
-    let encoding = EncodingKey::from_rsa_pem(stored.private_key.as_bytes())
-        .map_err(|e| unusable(e.to_string()))?;
+    let encoding = encoding.map_err(|e| unusable(e.to_string()))?;
     let mut jwk =
         Jwk::from_encoding_key(&encoding, algorithm).map_err(|e| unusable(e.to_string()))?;
     jwk.common.key_id = Some(stored.kid.clone());
-    jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
+    jwk.common.key_algorithm = Some(key_algorithm);
     jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
     Ok(Arc::new(SigningKey {
@@ -185,6 +312,6 @@ fn parse(stored: &StoredKey) -> Result<Arc<SigningKey>, KeyError> {
         algorithm,
         encoding,
         decoding,
-        jwk,
+        jwk: Some(jwk),
     }))
 }

@@ -6,7 +6,9 @@ mod keys;
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-pub use keys::{ephemeral_rs256, KeyError, KeySet, Keys, SigningKey};
+pub use keys::{
+    create, ephemeral_rs256, retire_replaced, KeyError, KeySet, Keys, Signer, SigningKey,
+};
 
 /// Clock skew tolerated on `exp`/`nbf`, in seconds.
 const LEEWAY: u64 = 30;

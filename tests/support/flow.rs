@@ -236,6 +236,7 @@ fn attribute(html: &str, tag: &str, attr: &str) -> String {
 }
 
 /// An MCP JSON-RPC call over Streamable HTTP.
+#[derive(Debug)]
 pub struct McpReply {
     pub status: StatusCode,
     pub challenge: Option<String>,

@@ -1,0 +1,46 @@
+//! `mcp-auth-broker keys …`
+
+use super::{json, table, when, AdminError};
+use crate::config::Settings;
+use crate::store::Store;
+use crate::tokens::{self, KeyError, Signer};
+
+fn key_error(e: KeyError) -> AdminError {
+    match e {
+        KeyError::Store(e) => e.into(),
+        other => AdminError::BadInput(other.to_string()),
+    }
+}
+
+/// Adds a new key of the configured algorithm; it signs from the next key
+/// reload on every replica (within a minute), the old one keeps verifying.
+pub async fn rotate(store: &Store, settings: &Settings) -> Result<String, AdminError> {
+    match Signer::from_settings(&settings.tokens).map_err(key_error)? {
+        Signer::Stored(algorithm) => {
+            let key = tokens::create(store, algorithm).await.map_err(key_error)?;
+            Ok(format!(
+                "created signing key {} ({}); every replica signs with it within a minute",
+                key.kid, key.algorithm
+            ))
+        }
+        Signer::Shared(_) => Err(AdminError::BadInput(
+            "HS256 signs with tokens.hs256_secret: change that secret to rotate".into(),
+        )),
+    }
+}
+
+pub async fn list(store: &Store, as_json: bool) -> Result<String, AdminError> {
+    let keys = store.signing_keys().await?;
+    if as_json {
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|k| serde_json::json!({ "kid": k.kid, "algorithm": k.algorithm, "created_at": k.created_at }))
+            .collect();
+        return Ok(json(&rows));
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| vec![k.kid.clone(), k.algorithm.clone(), when(Some(k.created_at))])
+        .collect();
+    Ok(table::render(&["KID", "ALGORITHM", "CREATED"], &rows))
+}
