@@ -33,6 +33,7 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     pub tokens: TokenSettings,
     pub cors: CorsSettings,
+    pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub introspection: IntrospectionSettings,
     #[serde(default)]
@@ -93,6 +94,15 @@ impl IntrospectionClient {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Sustained requests per second per client address.
+    pub requests_per_second: f64,
+    /// Requests a client may make at once before the rate applies.
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct CorsSettings {
     /// Browser origins allowed to call the API endpoints; `["*"]` for any.
     pub allowed_origins: Vec<String>,
@@ -138,6 +148,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
     pub readiness_timeout: HumanDuration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +311,12 @@ impl Settings {
             if value.0.is_zero() {
                 problems.push(format!("{key}: must be longer than 0s"));
             }
+        }
+        if self.rate_limit.enabled
+            && (self.rate_limit.requests_per_second <= 0.0 || self.rate_limit.burst == 0)
+        {
+            problems
+                .push("rate_limit: requests_per_second and burst must be greater than 0".into());
         }
         for origin in self.cors.allowed_origins.iter().filter(|o| *o != "*") {
             let ok = Url::parse(origin).is_ok_and(|u| u.origin().ascii_serialization() == *origin);

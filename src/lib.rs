@@ -8,6 +8,7 @@ pub mod config;
 mod health;
 pub mod mcp;
 pub mod oauth;
+mod rate_limit;
 pub mod secrets;
 pub mod server;
 pub mod store;
@@ -159,13 +160,19 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
     let any_origin = ["*".to_string()];
-    let api = oauth::api_routes()
+    let (mut api, mut pages) = (oauth::api_routes(), oauth::browser_routes());
+    // One limiter for both: an address has one budget across them.
+    if let Some(limit) = rate_limit::layer(&settings.rate_limit, &settings.server.trusted_proxies) {
+        api = api.layer(limit.clone());
+        pages = pages.layer(limit);
+    }
+    let api = api
         .merge(mcp::routes(&state))
         .layer(server::cors(&settings.cors.allowed_origins));
     let mut router = health::routes()
         .merge(oauth::metadata_routes().layer(server::cors(&any_origin)))
         .merge(api)
-        .merge(oauth::browser_routes());
+        .merge(pages);
     if let Some(dev) = &state.inner.dev_idp {
         router = router.nest_service("/dev-idp", dev.clone().router());
     }

@@ -61,8 +61,13 @@ impl TestDb {
         self.pg.is_some()
     }
 
+    /// Rate limits are off: flow tests fire requests faster than people do
+    /// (tests/rate_limit.rs switches them on).
     pub fn settings(&self) -> Settings {
-        settings_with(&[("BROKER__DATABASE__URL", &self.url)])
+        settings_with(&[
+            ("BROKER__DATABASE__URL", &self.url),
+            ("BROKER__RATE_LIMIT__ENABLED", "false"),
+        ])
     }
 
     pub async fn store(&self) -> Store {
