@@ -33,6 +33,7 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     pub tokens: TokenSettings,
     pub cors: CorsSettings,
+    pub registration: RegistrationSettings,
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub introspection: IntrospectionSettings,
@@ -91,6 +92,19 @@ impl IntrospectionClient {
             )),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistrationSettings {
+    pub enabled: bool,
+    /// When set, /register needs `Authorization: Bearer <this>`.
+    #[serde(default)]
+    pub initial_access_token: Option<String>,
+    /// Patterns (`*` matches anything) every registered redirect URI must
+    /// match; empty allows any https or loopback URI.
+    pub allowed_redirect_uris: Vec<String>,
+    /// Dynamic clients unused this long are deleted (they re-register).
+    pub client_idle_expiry: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,6 +325,14 @@ impl Settings {
             if value.0.is_zero() {
                 problems.push(format!("{key}: must be longer than 0s"));
             }
+        }
+        if self
+            .registration
+            .initial_access_token
+            .as_deref()
+            .is_some_and(|t| t.len() < 32)
+        {
+            problems.push("registration.initial_access_token: use at least 32 characters".into());
         }
         if self.rate_limit.enabled
             && (self.rate_limit.requests_per_second <= 0.0 || self.rate_limit.burst == 0)

@@ -117,7 +117,8 @@ async fn housekeeping(state: AppState) {
     tick.tick().await; // the first tick is immediate; start-up just did this
     loop {
         tick.tick().await;
-        if let Err(e) = state.store().purge_expired(crate::store::now()).await {
+        let idle = state.settings().registration.client_idle_expiry.0.as_secs() as i64;
+        if let Err(e) = state.store().purge_expired(crate::store::now(), idle).await {
             tracing::warn!(error = %e, "cannot purge expired rows");
         }
         if let Err(e) = state.maintain_keys().await {

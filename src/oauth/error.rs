@@ -47,6 +47,13 @@ impl OAuthError {
     pub fn invalid_client_metadata(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d)
     }
+    pub fn access_denied(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "access_denied", d)
+    }
+    /// RFC 6750 §3.1, for the initial access token at /register.
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", d)
+    }
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -72,10 +79,15 @@ impl IntoResponse for OAuthError {
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::UNAUTHORIZED {
+        let challenge = match self.error {
+            "invalid_client" => "Basic realm=\"mcp-auth-broker\"",
+            "invalid_token" => "Bearer error=\"invalid_token\"",
+            _ => "",
+        };
+        if !challenge.is_empty() {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"mcp-auth-broker\""),
+                HeaderValue::from_static(challenge),
             );
         }
         response

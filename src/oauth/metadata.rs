@@ -17,7 +17,7 @@ pub fn protected_resource(settings: &Settings) -> Value {
 
 pub fn authorization_server(settings: &Settings) -> Value {
     let issuer = settings.issuer();
-    json!({
+    let mut metadata = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
@@ -36,5 +36,12 @@ pub fn authorization_server(settings: &Settings) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.tokens.algorithm],
-    })
+    });
+    if let Some(fields) = metadata
+        .as_object_mut()
+        .filter(|_| !settings.registration.enabled)
+    {
+        fields.remove("registration_endpoint");
+    }
+    metadata
 }

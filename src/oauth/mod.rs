@@ -97,8 +97,19 @@ async fn jwks(State(app): State<AppState>) -> Json<jsonwebtoken::jwk::JwkSet> {
     Json(app.keys().jwks())
 }
 
-async fn register(State(app): State<AppState>, body: Bytes) -> Result<Response, OAuthError> {
-    let registered = register::register(app.store(), &body).await?;
+async fn register(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let token = bearer::bearer_token(&headers);
+    let registered = register::register(
+        app.store(),
+        &app.settings().registration,
+        token.as_deref(),
+        &body,
+    )
+    .await?;
     Ok(no_store(
         (StatusCode::CREATED, Json(registered)).into_response(),
     ))

@@ -2,9 +2,11 @@
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use wildmatch::WildMatch;
 
 use super::error::OAuthError;
 use super::redirect_uri;
+use crate::config::RegistrationSettings;
 use crate::secrets;
 use crate::store::{now, Client, NewClient, Store};
 
@@ -23,7 +25,13 @@ struct Request {
 
 /// Validates the metadata, stores the client and returns the RFC 7591
 /// response (with the secret, the only time it is ever shown).
-pub async fn register(store: &Store, body: &[u8]) -> Result<Value, OAuthError> {
+pub async fn register(
+    store: &Store,
+    policy: &RegistrationSettings,
+    presented_token: Option<&str>,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    admit(policy, presented_token)?;
     let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
     })?;
@@ -38,6 +46,16 @@ pub async fn register(store: &Store, body: &[u8]) -> Result<Value, OAuthError> {
     }
     for uri in &redirect_uris {
         redirect_uri::check(uri).map_err(OAuthError::invalid_redirect_uri)?;
+        if !policy.allowed_redirect_uris.is_empty()
+            && !policy
+                .allowed_redirect_uris
+                .iter()
+                .any(|p| WildMatch::new(p).matches(uri))
+        {
+            return Err(OAuthError::invalid_redirect_uri(format!(
+                "{uri:?} is not allowed by this server's registration policy"
+            )));
+        }
     }
     let method = request
         .token_endpoint_auth_method
@@ -117,4 +135,22 @@ pub async fn register(store: &Store, body: &[u8]) -> Result<Value, OAuthError> {
         })
         .await?;
     Ok(Value::Object(response))
+}
+
+/// Whether this server takes registrations, and from whom.
+fn admit(policy: &RegistrationSettings, presented: Option<&str>) -> Result<(), OAuthError> {
+    if !policy.enabled {
+        return Err(OAuthError::access_denied(
+            "dynamic client registration is disabled on this server",
+        ));
+    }
+    match (&policy.initial_access_token, presented) {
+        (None, _) => Ok(()),
+        (Some(expected), Some(token)) if secrets::matches(token, &secrets::hash(expected)) => {
+            Ok(())
+        }
+        (Some(_), _) => Err(OAuthError::invalid_token(
+            "registration needs a valid initial access token",
+        )),
+    }
 }

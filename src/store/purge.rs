@@ -6,7 +6,13 @@ impl Store {
     /// Drops what has expired: pending logins, codes (kept a day for
     /// replay detection), refresh families and revoked jtis. Idempotent, so
     /// every replica may run it.
-    pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+    pub async fn purge_expired(&self, now: i64, client_idle_expiry: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM oauth_clients WHERE kind = 'dynamic' AND COALESCE(last_used_at, created_at) < $1",
+        )
+        .bind(now - client_idle_expiry)
+        .execute(&self.pool)
+        .await?;
         for (sql, before) in [
             ("DELETE FROM auth_requests WHERE expires_at < $1", now),
             ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
