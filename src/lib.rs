@@ -8,7 +8,7 @@ pub mod config;
 mod health;
 pub mod mcp;
 pub mod oauth;
-mod rate_limit;
+pub mod rate_limit;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -1,14 +1,14 @@
 //! The browser side of a login: the cookie that binds a pending request to
 //! the browser that started it, and the caller's address for the audit log.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
+use std::convert::Infallible;
 
 use crate::config::Settings;
+use crate::rate_limit::client_address;
+use crate::AppState;
 
 fn cookie_name(settings: &Settings) -> &'static str {
     // The __Host- prefix needs Secure, which plain-http loopback cannot have.
@@ -51,18 +51,21 @@ pub fn set_cookie(settings: &Settings, secret: &str) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The peer address, when the server was started with connect info.
+/// The caller's address (behind `server.trusted_proxies`, the forwarded one).
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = client_address(
+            &parts.extensions,
+            &parts.headers,
+            &app.settings().server.trusted_proxies,
+        );
+        Ok(ClientIp((!ip.is_unspecified()).then(|| ip.to_string())))
     }
 }
