@@ -55,6 +55,9 @@ pub struct TokenSettings {
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
     pub refresh_grace: HumanDuration,
+    /// Seals private keys in the database (AES-256-GCM); 32+ characters.
+    #[serde(default)]
+    pub key_encryption_secret: Option<String>,
     /// Required for HS256: at least 32 bytes.
     #[serde(default)]
     pub hs256_secret: Option<String>,
@@ -369,6 +372,14 @@ impl Settings {
             other => problems.push(format!(
                 "tokens.algorithm: {other:?} is not supported (use RS256, ES256 or HS256)"
             )),
+        }
+        if self
+            .tokens
+            .key_encryption_secret
+            .as_deref()
+            .is_some_and(|s| s.len() < 32)
+        {
+            problems.push("tokens.key_encryption_secret: use at least 32 characters".into());
         }
         if self
             .tokens

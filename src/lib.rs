@@ -55,7 +55,8 @@ struct Inner {
 impl AppState {
     /// Loads (or creates) the signing keys and prepares the upstreams.
     pub async fn build(settings: Settings, store: Store) -> Result<AppState, StartError> {
-        let keys = Keys::load(&store, Signer::from_settings(&settings.tokens)?).await?;
+        let seal = settings.tokens.key_encryption_secret.clone();
+        let keys = Keys::load(&store, Signer::from_settings(&settings.tokens)?, seal).await?;
         let upstreams = Upstreams::new(&settings.upstreams).map_err(StartError::Upstream)?;
         let callback = format!("{}/callback", settings.issuer());
         let dev_issuer = format!("{}/dev-idp", settings.issuer());
@@ -140,7 +141,8 @@ impl AppState {
                     .max()
                     .unwrap_or(now);
             if age >= every.0.as_secs() as i64 {
-                let key = tokens::create(store, algorithm).await?;
+                let key = tokens::create(store, algorithm, tokens.key_encryption_secret.as_deref())
+                    .await?;
                 tracing::info!(kid = %key.kid, "rotated the signing key");
             }
         }

@@ -196,3 +196,39 @@ async fn automatic_rotation_when_the_key_is_old() {
     state.maintain_keys().await.unwrap();
     assert_ne!(state.keys().signing().kid, first, "rotated");
 }
+
+#[tokio::test]
+async fn private_keys_can_be_sealed_at_rest() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut settings = db.settings();
+    settings.tokens.algorithm = "ES256".into();
+    settings.tokens.key_encryption_secret = Some("a-key-encryption-secret-of-32-chars+".into());
+    let state = AppState::build(settings.clone(), store.clone())
+        .await
+        .unwrap();
+    let stored = store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].private_key.starts_with("sealed:v1:"));
+    assert!(
+        !stored[0].private_key.contains("PRIVATE KEY"),
+        "no plaintext key in the database"
+    );
+    let token = tokens::mint(&state.keys(), &claims_for(&state, "u")).unwrap();
+    assert!(state
+        .validate_access(&token, &state.settings().mcp_resource())
+        .await
+        .is_ok());
+
+    // A replica without the secret, or with a wrong one, refuses to start.
+    for secret in [None, Some("another-secret-that-is-32-characters")] {
+        let mut other = settings.clone();
+        other.tokens.key_encryption_secret = secret.map(str::to_owned);
+        let error = AppState::build(other, store.clone())
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("key_encryption_secret"), "{error}");
+    }
+}

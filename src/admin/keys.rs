@@ -17,7 +17,13 @@ fn key_error(e: KeyError) -> AdminError {
 pub async fn rotate(store: &Store, settings: &Settings) -> Result<String, AdminError> {
     match Signer::from_settings(&settings.tokens).map_err(key_error)? {
         Signer::Stored(algorithm) => {
-            let key = tokens::create(store, algorithm).await.map_err(key_error)?;
+            let key = tokens::create(
+                store,
+                algorithm,
+                settings.tokens.key_encryption_secret.as_deref(),
+            )
+            .await
+            .map_err(key_error)?;
             Ok(format!(
                 "created signing key {} ({}); every replica signs with it within a minute",
                 key.kid, key.algorithm

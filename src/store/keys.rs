@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-/// A row of `signing_keys`; `private_key` is PEM.
+/// A row of `signing_keys`; `private_key` is PEM, or sealed PEM.
+#[derive(Clone)]
 pub struct StoredKey {
     pub kid: String,
     pub algorithm: String,

@@ -13,6 +13,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use super::sealed;
 use crate::config::TokenSettings;
 use crate::store::{Store, StoreError, StoredKey};
 
@@ -41,15 +42,21 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 /// reload from the database.
 pub struct Keys {
     signer: Signer,
+    seal: Option<String>,
     current: RwLock<KeySet>,
     last_reload: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Keys {
-    pub async fn load(store: &Store, signer: Signer) -> Result<Keys, KeyError> {
+    pub async fn load(
+        store: &Store,
+        signer: Signer,
+        seal: Option<String>,
+    ) -> Result<Keys, KeyError> {
         Ok(Keys {
-            current: RwLock::new(KeySet::load(store, &signer).await?),
+            current: RwLock::new(KeySet::load(store, &signer, seal.as_deref()).await?),
             signer,
+            seal,
             last_reload: tokio::sync::Mutex::new(None),
         })
     }
@@ -83,7 +90,7 @@ impl Keys {
 
     /// Picks up keys created, rotated or retired by any replica.
     pub async fn reload(&self, store: &Store) -> Result<(), KeyError> {
-        let fresh = KeySet::load(store, &self.signer).await?;
+        let fresh = KeySet::load(store, &self.signer, self.seal.as_deref()).await?;
         *self
             .current
             .write()
@@ -102,18 +109,23 @@ pub struct KeySet {
 impl KeySet {
     /// Loads the unretired keys, creating the first RS256 key if there is none.
     pub async fn load_or_create(store: &Store) -> Result<KeySet, KeyError> {
-        KeySet::load(store, &Signer::Stored(Algorithm::RS256)).await
+        KeySet::load(store, &Signer::Stored(Algorithm::RS256), None).await
     }
 
     /// Loads the unretired keys; the newest of `signer`'s algorithm signs
     /// (created if there is none). Keys of other algorithms still verify, so
     /// tokens survive a change of algorithm until they expire.
-    pub async fn load(store: &Store, signer: &Signer) -> Result<KeySet, KeyError> {
+    /// `seal` opens keys stored sealed, and seals any key created here.
+    pub async fn load(
+        store: &Store,
+        signer: &Signer,
+        seal: Option<&str>,
+    ) -> Result<KeySet, KeyError> {
         let mut keys = store
             .signing_keys()
             .await?
             .iter()
-            .map(parse)
+            .map(|k| parse(k, seal))
             .collect::<Result<Vec<_>, _>>()?;
         let signing = match signer {
             Signer::Shared(key) => key.clone(),
@@ -121,7 +133,7 @@ impl KeySet {
                 match keys.iter().rev().find(|k| k.algorithm == *algorithm) {
                     Some(key) => key.clone(),
                     None => {
-                        let created = parse(&create(store, *algorithm).await?)?;
+                        let created = parse(&create(store, *algorithm, seal).await?, seal)?;
                         keys.push(created.clone());
                         created
                     }
@@ -196,9 +208,27 @@ impl Signer {
 
 /// Generates a key of `algorithm`, stores it and returns it: the newest key
 /// signs from the next (re)load on every replica.
-pub async fn create(store: &Store, algorithm: Algorithm) -> Result<StoredKey, KeyError> {
+pub async fn create(
+    store: &Store,
+    algorithm: Algorithm,
+    seal: Option<&str>,
+) -> Result<StoredKey, KeyError> {
     let key = generate(algorithm)?;
-    store.insert_signing_key(&key).await?;
+    if let Some(secret) = seal {
+        let sealed =
+            sealed::seal(secret, &key.private_key).map_err(|reason| KeyError::Unusable {
+                kid: key.kid.clone(),
+                reason,
+            })?;
+        let stored = StoredKey {
+            private_key: sealed,
+            ..key.clone()
+        };
+        store.insert_signing_key(&stored).await?;
+    } else {
+        store.insert_signing_key(&key).await?;
+    }
+    // The caller gets the key in the clear, to use at once.
     Ok(key)
 }
 
@@ -228,7 +258,7 @@ pub async fn retire_replaced(
 
 /// A key that lives only as long as the process (the dev provider's).
 pub fn ephemeral_rs256() -> Result<Arc<SigningKey>, KeyError> {
-    parse(&generate(Algorithm::RS256)?)
+    parse(&generate(Algorithm::RS256)?, None)
 }
 
 fn generate(algorithm: Algorithm) -> Result<StoredKey, KeyError> {
@@ -281,12 +311,21 @@ fn pem(label: &str, der: &[u8]) -> String {
     )
 }
 
-fn parse(stored: &StoredKey) -> Result<Arc<SigningKey>, KeyError> {
+fn parse(stored: &StoredKey, seal: Option<&str>) -> Result<Arc<SigningKey>, KeyError> {
     let unusable = |reason: String| KeyError::Unusable {
         kid: stored.kid.clone(),
         reason,
     };
-    let pem = stored.private_key.as_bytes();
+    let opened;
+    let text = if sealed::is_sealed(&stored.private_key) {
+        let secret =
+            seal.ok_or_else(|| unusable("it is sealed: set tokens.key_encryption_secret".into()))?;
+        opened = sealed::open(secret, &stored.private_key).map_err(unusable)?;
+        opened.as_str()
+    } else {
+        stored.private_key.as_str()
+    };
+    let pem = text.as_bytes();
     let (algorithm, key_algorithm, encoding) = match stored.algorithm.as_str() {
         "RS256" => (
             Algorithm::RS256,

@@ -2,6 +2,7 @@
 //! locally (algorithm pinned to the key, signature, iss, aud, exp/nbf).
 
 mod keys;
+mod sealed;
 
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
