@@ -102,6 +102,12 @@ pub async fn start(
         ))
     };
 
+    if state.is_some_and(|s| s.chars().any(char::is_control)) {
+        return Err(refuse(
+            "invalid_request",
+            "state must not contain control characters",
+        ));
+    }
     if q.response_type.as_deref() != Some("code") {
         return Err(refuse(
             "unsupported_response_type",

@@ -65,8 +65,17 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "database error at the OAuth boundary");
-        OAuthError::unavailable()
+        match e {
+            // The database refused what the request carried: the caller's fault.
+            StoreError::Rejected(_) => {
+                tracing::warn!(error = %e, "the database refused a request's data");
+                OAuthError::invalid_request("the request carries data this server cannot store")
+            }
+            other => {
+                tracing::error!(error = %other, "database error at the OAuth boundary");
+                OAuthError::unavailable()
+            }
+        }
     }
 }
 

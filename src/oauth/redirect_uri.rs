@@ -11,6 +11,10 @@ pub fn check(raw: &str) -> Result<Url, String> {
     if url.fragment().is_some() {
         return Err(format!("{raw:?} must not contain a fragment"));
     }
+    // `https://trusted.example@evil.example/` reads as one host and goes to another.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{raw:?} must not contain a user name or password"));
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
@@ -57,6 +61,9 @@ mod tests {
         assert!(check("http://evil.example/cb").is_err());
         assert!(check("https://a.example/cb#frag").is_err());
         assert!(check("javascript:alert(1)").is_err());
+        assert!(check("https://user@app.example/cb").is_err());
+        assert!(check("https://app.example@evil.example/cb").is_err());
+        assert!(check("https://u:p@app.example/cb").is_err());
         assert!(check("/relative").is_err());
     }
 

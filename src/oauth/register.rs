@@ -35,6 +35,11 @@ pub async fn register(
     let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
     })?;
+    if let Some(field) = control_characters(&document) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "{field} contains control characters"
+        )));
+    }
     let request: Request = serde_json::from_value(Value::Object(document.clone()))
         .map_err(|e| OAuthError::invalid_client_metadata(format!("malformed metadata: {e}")))?;
 
@@ -153,4 +158,23 @@ fn admit(policy: &RegistrationSettings, presented: Option<&str>) -> Result<(), O
             "registration needs a valid initial access token",
         )),
     }
+}
+
+/// The first field whose text holds a control character (NUL, newlines in a
+/// name shown to people…), if any.
+fn control_characters(document: &Map<String, Value>) -> Option<String> {
+    fn bad(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.chars().any(char::is_control),
+            Value::Array(items) => items.iter().any(bad),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(k, v)| k.chars().any(char::is_control) || bad(v)),
+            _ => false,
+        }
+    }
+    document
+        .iter()
+        .find(|(k, v)| k.chars().any(char::is_control) || bad(v))
+        .map(|(k, _)| k.escape_debug().to_string())
 }

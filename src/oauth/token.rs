@@ -161,6 +161,16 @@ async fn redeem_code(
         .code_verifier
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    // RFC 7636 §4.1: 43 to 128 unreserved characters, so it carries enough entropy.
+    let verifier_ok = (43..=128).contains(&verifier.len())
+        && verifier
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+    if !verifier_ok {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        ));
+    }
     let store = app.store();
     let code_hash = secrets::hash(code);
     let invalid =

@@ -50,6 +50,9 @@ impl Store {
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        if !super::plausible_key(client_id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
              token_endpoint_auth_method, disabled FROM oauth_clients WHERE client_id = $1",

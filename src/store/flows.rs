@@ -78,6 +78,9 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<Option<AuthRequest>, StoreError> {
+        if !super::plausible_key(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = $1 AND expires_at > $2"
         ))

@@ -158,6 +158,13 @@ impl Store {
     }
 }
 
+/// Whether a caller-supplied key could exist at all. Keys with control
+/// characters cannot (and PostgreSQL refuses NUL outright), so every engine
+/// answers "not found" alike, without a query.
+fn plausible_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 512 && !key.chars().any(char::is_control)
+}
+
 /// Unix seconds, the portable timestamp of every table.
 pub fn now() -> i64 {
     SystemTime::now()

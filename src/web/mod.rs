@@ -55,8 +55,16 @@ impl ErrorPage {
 
 impl From<crate::store::StoreError> for ErrorPage {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "database error on a page");
-        ErrorPage::unavailable()
+        match e {
+            crate::store::StoreError::Rejected(_) => {
+                tracing::warn!(error = %e, "the database refused a request's data");
+                ErrorPage::bad_request("The request carries data this server cannot use.")
+            }
+            other => {
+                tracing::error!(error = %other, "database error on a page");
+                ErrorPage::unavailable()
+            }
+        }
     }
 }
 
