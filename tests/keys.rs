@@ -34,14 +34,7 @@ async fn broker_with(
 }
 
 async fn jwks(flow: &Flow) -> Value {
-    flow.http
-        .get(flow.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    flow.get_json("/jwks.json").await
 }
 
 #[tokio::test]

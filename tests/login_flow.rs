@@ -38,15 +38,7 @@ async fn discovery_documents_agree_on_the_issuer() {
         "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource",
     ] {
-        let prm: Value = flow
-            .http
-            .get(flow.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let prm: Value = flow.get_json(path).await;
         assert_eq!(prm["resource"], format!("{issuer}/mcp"));
         assert_eq!(prm["authorization_servers"], json!([issuer]));
         assert_eq!(prm["bearer_methods_supported"], json!(["header"]));
@@ -57,15 +49,7 @@ async fn discovery_documents_agree_on_the_issuer() {
         "/.well-known/oauth-authorization-server/mcp",
         "/.well-known/openid-configuration",
     ] {
-        let meta: Value = flow
-            .http
-            .get(flow.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = flow.get_json(path).await;
         assert_eq!(meta["issuer"], issuer, "{path}");
         assert_eq!(
             meta["authorization_endpoint"],
@@ -85,15 +69,7 @@ async fn discovery_documents_agree_on_the_issuer() {
         assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
     }
     for path in ["/jwks.json", "/.well-known/jwks.json"] {
-        let jwks: Value = flow
-            .http
-            .get(flow.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = flow.get_json(path).await;
         let key = &jwks["keys"][0];
         assert_eq!(key["kty"], "RSA");
         assert_eq!(key["alg"], "RS256");
@@ -357,28 +333,12 @@ async fn consent_needs_the_browser_that_started_and_its_csrf_token() {
 async fn clients_and_keys_survive_a_restart() {
     let (db, first, flow) = support::dev_broker(&["alice@example.com"]).await;
     let client_id = flow.public_client().await;
-    let jwks_before: Value = flow
-        .http
-        .get(flow.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = flow.get_json("/jwks.json").await;
     first.stop().await;
 
     let second = TestServer::start_dev(db.settings()).await;
     let flow = Flow::new(&second.base);
-    let jwks_after: Value = flow
-        .http
-        .get(flow.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: Value = flow.get_json("/jwks.json").await;
     assert_eq!(
         jwks_before, jwks_after,
         "the signing key is kept in the database"

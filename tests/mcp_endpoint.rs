@@ -240,15 +240,7 @@ async fn a_key_created_by_another_replica_is_learned() {
         .await
         .unwrap_or_else(|r| panic!("{} {:?}", r.status, r.challenge));
     assert_eq!(me["email"], "alice@example.com");
-    let jwks: serde_json::Value = flow
-        .http
-        .get(flow.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = flow.get_json("/jwks.json").await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,

@@ -5,7 +5,7 @@ mod support;
 
 use mcp_auth_broker::allowlist::{Email, Status};
 use sqlx::{Connection, Executor, Row};
-use support::flow::{param, Flow, Pkce};
+use support::flow::Flow;
 use support::TestDb;
 
 async fn refresh_with(
@@ -36,16 +36,8 @@ async fn rotate(flow: &Flow, client_id: &str, token: &str) -> String {
 }
 
 async fn login(flow: &Flow) -> (String, String) {
-    let client = flow.public_client().await;
-    let pkce = Pkce::new();
-    let code = param(
-        &flow.authorize(&client, &pkce, "alice@example.com").await,
-        "code",
-    )
-    .unwrap();
-    let (status, body) = flow.redeem(&client, &code, &pkce).await;
-    assert_eq!(status, 200);
-    (client, body["refresh_token"].as_str().unwrap().to_owned())
+    let (client, tokens) = flow.client_and_tokens("alice@example.com").await;
+    (client, tokens["refresh_token"].as_str().unwrap().to_owned())
 }
 
 async fn sql(db: &TestDb, statement: &str) {

@@ -47,14 +47,8 @@ async fn registration_can_be_switched_off() {
         (403, Some("access_denied"))
     );
     let meta: Value = flow
-        .http
-        .get(flow.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert!(meta.get("registration_endpoint").is_none());
     server.stop().await;
 }

@@ -3,19 +3,10 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::flow::{param, Flow, Pkce, REDIRECT};
+use support::flow::{Flow, REDIRECT};
 
 async fn login(flow: &Flow) -> (String, Value) {
-    let client = flow.public_client().await;
-    let pkce = Pkce::new();
-    let code = param(
-        &flow.authorize(&client, &pkce, "alice@example.com").await,
-        "code",
-    )
-    .unwrap();
-    let (status, body) = flow.redeem(&client, &code, &pkce).await;
-    assert_eq!(status, 200);
-    (client, body)
+    flow.client_and_tokens("alice@example.com").await
 }
 
 async fn revoke(flow: &Flow, form: &[(&str, &str)]) -> (u16, String) {

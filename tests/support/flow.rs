@@ -189,12 +189,29 @@ impl Flow {
 
     /// The whole dance for `email`; returns the token response.
     pub async fn access_token(&self, email: &str) -> Value {
+        self.client_and_tokens(email).await.1
+    }
+
+    /// A fresh public client and the token response it got for `email`.
+    pub async fn client_and_tokens(&self, email: &str) -> (String, Value) {
         let client_id = self.public_client().await;
         let pkce = Pkce::new();
         let code = param(&self.authorize(&client_id, &pkce, email).await, "code").unwrap();
         let (status, body) = self.redeem(&client_id, &code, &pkce).await;
         assert_eq!(status, 200, "{body}");
-        body
+        (client_id, body)
+    }
+
+    /// A JSON document the broker serves at `path`.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
