@@ -55,6 +55,10 @@ pub struct TokenSettings {
     pub access_token_ttl: HumanDuration,
     pub refresh_token_ttl: HumanDuration,
     pub refresh_grace: HumanDuration,
+    /// PEM (PKCS#8) keys of `algorithm` from files, e.g. a mounted k8s
+    /// Secret: the first signs, all verify; nothing is generated or stored.
+    #[serde(default)]
+    pub private_key_files: Vec<std::path::PathBuf>,
     /// Seals private keys in the database (AES-256-GCM); 32+ characters.
     #[serde(default)]
     pub key_encryption_secret: Option<String>,

@@ -225,3 +225,64 @@ async fn private_keys_can_be_sealed_at_rest() {
         assert!(error.contains("key_encryption_secret"), "{error}");
     }
 }
+
+fn pem_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = pair.as_der().unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    support::write(
+        dir,
+        name,
+        &format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+    )
+}
+
+#[tokio::test]
+async fn keys_can_come_from_pem_files() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (
+        pem_file(dir.path(), "old.pem"),
+        pem_file(dir.path(), "new.pem"),
+    );
+    let mut settings = db.settings();
+    settings.tokens.private_key_files = vec![old.clone()];
+    let before = AppState::build(settings.clone(), store.clone())
+        .await
+        .unwrap();
+    let old_token = tokens::mint(&before.keys(), &claims_for(&before, "u")).unwrap();
+
+    settings.tokens.private_key_files = vec![new, old];
+    let state = AppState::build(settings.clone(), store.clone())
+        .await
+        .unwrap();
+    assert!(state.keys().signing().kid.starts_with("file-"));
+    assert_ne!(
+        state.keys().signing().kid,
+        before.keys().signing().kid,
+        "the first file signs"
+    );
+    assert!(
+        state
+            .validate_access(&old_token, &state.settings().mcp_resource())
+            .await
+            .is_ok(),
+        "the old file still verifies"
+    );
+    assert_eq!(state.keys().jwks().keys.len(), 2);
+    assert!(
+        store.signing_keys().await.unwrap().is_empty(),
+        "nothing generated or stored"
+    );
+
+    settings.tokens.private_key_files = vec![dir.path().join("missing.pem")];
+    let error = AppState::build(settings, store)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("private_key_files"), "{error}");
+}

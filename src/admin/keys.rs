@@ -29,8 +29,10 @@ pub async fn rotate(store: &Store, settings: &Settings) -> Result<String, AdminE
                 key.kid, key.algorithm
             ))
         }
-        Signer::Shared(_) => Err(AdminError::BadInput(
-            "HS256 signs with tokens.hs256_secret: change that secret to rotate".into(),
+        Signer::Fixed(_) => Err(AdminError::BadInput(
+            "the signing key comes from tokens.hs256_secret or tokens.private_key_files: \
+             replace it there to rotate (list the old file after the new one until its tokens expire)"
+                .into(),
         )),
     }
 }

@@ -128,7 +128,10 @@ impl KeySet {
             .map(|k| parse(k, seal))
             .collect::<Result<Vec<_>, _>>()?;
         let signing = match signer {
-            Signer::Shared(key) => key.clone(),
+            Signer::Fixed(fixed) => {
+                keys.extend(fixed.iter().cloned());
+                fixed[0].clone()
+            }
             Signer::Stored(algorithm) => {
                 match keys.iter().rev().find(|k| k.algorithm == *algorithm) {
                     Some(key) => key.clone(),
@@ -170,15 +173,28 @@ impl KeySet {
 pub enum Signer {
     /// Generated and kept in `signing_keys` (RS256 or ES256).
     Stored(Algorithm),
-    /// HS256 with `tokens.hs256_secret`: never stored, never published.
-    Shared(Arc<SigningKey>),
+    /// Keys from the configuration, never stored: HS256 with
+    /// `tokens.hs256_secret` (never published), or PEM files from
+    /// `tokens.private_key_files` (a k8s Secret). The first signs; all verify.
+    Fixed(Vec<Arc<SigningKey>>),
 }
 
 impl Signer {
     pub fn from_settings(settings: &TokenSettings) -> Result<Signer, KeyError> {
+        let stored = |algorithm: Algorithm| {
+            if settings.private_key_files.is_empty() {
+                return Ok(Signer::Stored(algorithm));
+            }
+            let keys = settings
+                .private_key_files
+                .iter()
+                .map(|path| from_file(path, &settings.algorithm))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Signer::Fixed(keys))
+        };
         match settings.algorithm.as_str() {
-            "RS256" => Ok(Signer::Stored(Algorithm::RS256)),
-            "ES256" => Ok(Signer::Stored(Algorithm::ES256)),
+            "RS256" => stored(Algorithm::RS256),
+            "ES256" => stored(Algorithm::ES256),
             "HS256" => {
                 let secret = settings
                     .hs256_secret
@@ -190,13 +206,13 @@ impl Signer {
                     "hs256-{}",
                     &crate::secrets::hash(&STANDARD.encode(secret))[..16]
                 );
-                Ok(Signer::Shared(Arc::new(SigningKey {
+                Ok(Signer::Fixed(vec![Arc::new(SigningKey {
                     kid,
                     algorithm: Algorithm::HS256,
                     encoding: EncodingKey::from_secret(secret),
                     decoding: DecodingKey::from_secret(secret),
                     jwk: None,
-                })))
+                })]))
             }
             other => Err(KeyError::Unusable {
                 kid: "-".into(),
@@ -204,6 +220,22 @@ impl Signer {
             }),
         }
     }
+}
+
+/// A PKCS#8 PEM key from a file; its kid is derived from the file, so every
+/// replica mounting the same Secret agrees on it.
+fn from_file(path: &std::path::Path, algorithm: &str) -> Result<Arc<SigningKey>, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Unusable {
+        kid: path.display().to_string(),
+        reason: format!("cannot read tokens.private_key_files entry: {e}"),
+    })?;
+    let stored = StoredKey {
+        kid: format!("file-{}", &crate::secrets::hash(pem.trim())[..16]),
+        algorithm: algorithm.to_owned(),
+        private_key: pem,
+        created_at: 0,
+    };
+    parse(&stored, None)
 }
 
 /// Generates a key of `algorithm`, stores it and returns it: the newest key
