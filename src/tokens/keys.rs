@@ -323,7 +323,8 @@ fn generate(algorithm: Algorithm) -> Result<StoredKey, KeyError> {
         other => return Err(unusable(format!("cannot generate {other:?} keys"))),
     };
     Ok(StoredKey {
-        kid: uuid::Uuid::new_v4().simple().to_string(),
+        // Time-ordered, so "newest" is well defined even within one second.
+        kid: uuid::Uuid::now_v7().simple().to_string(),
         algorithm: name.into(),
         private_key: pem("PRIVATE KEY", &der),
         created_at: crate::store::now(),
