@@ -5,6 +5,7 @@ mod authorize;
 mod browser;
 mod client_auth;
 mod error;
+mod form;
 mod introspect;
 mod login;
 mod metadata;
@@ -30,6 +31,7 @@ use crate::web::{page, ErrorPage};
 use crate::AppState;
 use authorize::{AuthorizeQuery, Refusal};
 use browser::ClientIp;
+use form::OAuthForm;
 use introspect::IntrospectForm;
 use login::{CallbackQuery, ConsentForm, Next, Origin};
 use revoke::RevokeForm;
@@ -184,13 +186,8 @@ fn next(result: Result<Next, ErrorPage>) -> Response {
 async fn token(
     State(app): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
+    OAuthForm(form): OAuthForm<TokenForm>,
 ) -> Result<Response, OAuthError> {
-    let Form(form) = form.map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "the body must be application/x-www-form-urlencoded: {e}"
-        ))
-    })?;
     let body = token::exchange(&app, &headers, form).await?;
     let mut response = no_store(Json(body).into_response());
     response
@@ -202,13 +199,8 @@ async fn token(
 async fn revoke(
     State(app): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<RevokeForm>, FormRejection>,
+    OAuthForm(form): OAuthForm<RevokeForm>,
 ) -> Result<Response, OAuthError> {
-    let Form(form) = form.map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "the body must be application/x-www-form-urlencoded: {e}"
-        ))
-    })?;
     revoke::revoke(&app, &headers, form).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
@@ -216,13 +208,8 @@ async fn revoke(
 async fn introspect(
     State(app): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<IntrospectForm>, FormRejection>,
+    OAuthForm(form): OAuthForm<IntrospectForm>,
 ) -> Result<Response, OAuthError> {
-    let Form(form) = form.map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "the body must be application/x-www-form-urlencoded: {e}"
-        ))
-    })?;
     let body = introspect::introspect(&app, &headers, form).await?;
     Ok(no_store(Json(body).into_response()))
 }
