@@ -112,6 +112,11 @@ pub struct RegistrationSettings {
     pub allowed_redirect_uris: Vec<String>,
     /// Dynamic clients unused this long are deleted (they re-register).
     pub client_idle_expiry: HumanDuration,
+    /// Accept `client_id`s that are https URLs of client metadata documents.
+    pub cimd_enabled: bool,
+    /// Let metadata documents (and their JWKS) live on http URLs and private
+    /// or loopback addresses: for tests and local development only.
+    pub cimd_allow_insecure_hosts: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -340,6 +345,11 @@ impl Settings {
             .is_some_and(|t| t.len() < 32)
         {
             problems.push("registration.initial_access_token: use at least 32 characters".into());
+        }
+        if self.registration.cimd_allow_insecure_hosts && !self.public_url_is_loopback() {
+            problems.push(
+                "registration.cimd_allow_insecure_hosts: only for development, with a loopback server.public_url (it lets clients make the broker fetch private addresses)".into(),
+            );
         }
         if self.rate_limit.enabled
             && (self.rate_limit.requests_per_second <= 0.0 || self.rate_limit.burst == 0)
@@ -666,6 +676,21 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("\"soon\" is not a duration"), "{p:?}");
         assert!(p[0].contains("server.request_timeout"), "{p:?}");
+    }
+
+    #[test]
+    fn insecure_metadata_document_hosts_only_in_development() {
+        let insecure = ("BROKER__REGISTRATION__CIMD_ALLOW_INSECURE_HOSTS", "true");
+        load_with(None, &[insecure]).expect("loopback public_url");
+        let p = problems(
+            None,
+            &[
+                insecure,
+                ("BROKER__SERVER__PUBLIC_URL", "https://broker.example.com"),
+            ],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("registration.cimd_allow_insecure_hosts: only for development"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 mod health;
 pub mod mcp;
 pub mod oauth;
+pub mod outbound;
 pub mod rate_limit;
 pub mod secrets;
 pub mod server;
@@ -22,6 +23,8 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::{Settings, UpstreamKind};
+use crate::oauth::ClientKeyCache;
+use crate::outbound::Outbound;
 use crate::store::{Store, StoreError};
 use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, Signer, TokenError};
 use crate::upstream::dev_idp::DevIdp;
@@ -50,6 +53,8 @@ struct Inner {
     keys: Keys,
     upstreams: Upstreams,
     dev_idp: Option<Arc<DevIdp>>,
+    outbound: Outbound,
+    client_keys: ClientKeyCache,
 }
 
 impl AppState {
@@ -74,6 +79,7 @@ impl AppState {
                     .map_err(StartError::from)
             })
             .transpose()?;
+        let outbound = Outbound::new(settings.registration.cimd_allow_insecure_hosts);
         Ok(AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -81,6 +87,8 @@ impl AppState {
                 keys,
                 upstreams,
                 dev_idp,
+                outbound,
+                client_keys: ClientKeyCache::default(),
             }),
         })
     }
@@ -91,6 +99,16 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Fetches URLs that clients name, refusing private addresses.
+    pub fn outbound(&self) -> &Outbound {
+        &self.inner.outbound
+    }
+
+    /// Clients' `jwks_uri` key sets, cached on this replica.
+    pub fn client_keys(&self) -> &ClientKeyCache {
+        &self.inner.client_keys
     }
 
     /// The signing keys as this replica knows them now.

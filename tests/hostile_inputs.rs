@@ -29,6 +29,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, Row};
+use support::cimd::{Answer, ClientKey, ClientSite, ASSERTION_TYPE};
 use support::flow::{hidden, location, param, Flow, McpReply, Pkce, REDIRECT};
 use support::{TestDb, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,6 +160,17 @@ impl Ctx {
 
     fn base(&self) -> &str {
         &self.server.base
+    }
+
+    /// A second broker on the same database that fetches documents from
+    /// loopback http (`registration.cimd_allow_insecure_hosts`), for rows
+    /// that need a client web site; its driver.
+    async fn lax_broker(&self) -> (TestServer, Flow) {
+        let mut settings = self.db.settings();
+        settings.registration.cimd_allow_insecure_hosts = true;
+        let server = TestServer::start_dev(settings).await;
+        let flow = Flow::new(&server.base);
+        (server, flow)
     }
 
     fn addr(&self) -> SocketAddr {
@@ -2113,6 +2125,185 @@ attacks! {
         assert_invalid_token(r.header("www-authenticate").as_deref(), ctx.base());
         ctx.assert_unchanged(&before).await;
     }
+
+    // ----- client ID metadata documents and private_key_jwt
+
+    cimd_document_on_private_ip => |ctx| async move {
+        let site = ClientSite::start().await;
+        let port = Url::parse(&site.base).unwrap().port().unwrap();
+        site.document("/client.json", json!({}));
+        let pkce = Pkce::new();
+        let before = ctx.snapshot().await;
+        for client_id in [
+            format!("https://127.0.0.1:{port}/client.json"),
+            format!("https://localhost:{port}/client.json"),
+            "https://169.254.169.254/latest/meta-data/client.json".to_owned(),
+            "https://192.168.0.1/client.json".to_owned(),
+            // ::ffff:10.0.0.1, written canonically
+            "https://[::ffff:a00:1]/client.json".to_owned(),
+        ] {
+            let url = Authz::new(&client_id, &pkce).url(ctx);
+            let html = assert_page(ctx.flow.get(&url).await, 400).await;
+            assert!(html.contains("private"), "{client_id}: {html}");
+        }
+        assert_eq!(site.hits("/client.json"), 0, "never connected");
+        ctx.assert_unchanged(&before).await;
+    }
+
+    cimd_document_redirects_to_an_internal_address => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let site = ClientSite::start().await;
+        let mut moved = Answer::json(&json!({}));
+        moved.status = 302;
+        moved.location = Some("http://169.254.169.254/latest/meta-data/".into());
+        site.put("/client.json", moved);
+        let pkce = Pkce::new();
+        let before = ctx.snapshot().await;
+        let url = lax_authorize_url(&flow, &site.url("/client.json"), &pkce, REDIRECT);
+        let html = assert_page(flow.get(&url).await, 400).await;
+        assert!(html.contains("redirects are not followed"), "{html}");
+        ctx.assert_unchanged(&before).await;
+        lax.stop().await;
+    }
+
+    cimd_client_id_mismatch => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let site = ClientSite::start().await;
+        // A document that claims to be another client (say, a trusted one).
+        site.put("/client.json", Answer::json(&json!({
+            "client_id": "https://chatgpt.com/oauth/client.json",
+            "client_name": "ChatGPT",
+            "redirect_uris": [REDIRECT],
+        })));
+        let pkce = Pkce::new();
+        let before = ctx.snapshot().await;
+        for client_id in [site.url("/client.json"), "https://chatgpt.com/oauth/client.json".to_owned()] {
+            let url = lax_authorize_url(&flow, &client_id, &pkce, REDIRECT);
+            assert_page(flow.get(&url).await, 400).await;
+        }
+        ctx.assert_unchanged(&before).await;
+        lax.stop().await;
+    }
+
+    cimd_redirect_uri_not_listed => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let site = ClientSite::start().await;
+        let client_id = site.document("/client.json", json!({"redirect_uris": ["https://app.example/cb"]}));
+        let pkce = Pkce::new();
+        // A first, honest request caches the client.
+        let honest = lax_authorize_url(&flow, &client_id, &pkce, "https://app.example/cb");
+        assert_eq!(flow.get(&honest).await.status(), 303);
+        let before = ctx.snapshot().await;
+        for evil in [REDIRECT, "https://evil.example/cb", "https://app.example/cb/../evil"] {
+            let url = lax_authorize_url(&flow, &client_id, &pkce, evil);
+            assert_page(flow.get(&url).await, 400).await;
+        }
+        ctx.assert_unchanged(&before).await;
+        lax.stop().await;
+    }
+
+    private_key_jwt_assertion_replay => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let (client_id, key, site) = key_client().await;
+        let pkce = Pkce::new();
+        let code = param(&flow.authorize(&client_id, &pkce, ALICE).await, "code").unwrap();
+        let assertion = key.assertion(&client_id, &lax.base, json!({}));
+        let first = assertion_token(&flow, &[
+            ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier), ("client_id", &client_id),
+        ], &assertion).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let refresh = first.json()["refresh_token"].as_str().unwrap().to_owned();
+        let before = ctx.snapshot().await;
+        let replayed = assertion_token(&flow, &[
+            ("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id),
+        ], &assertion).await;
+        assert_oauth_error(&replayed, 401, "invalid_client");
+        assert!(replayed.text.contains("already used"), "{}", replayed.text);
+        ctx.assert_unchanged(&before).await;
+        drop(site);
+        lax.stop().await;
+    }
+
+    private_key_jwt_wrong_audience => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let (client_id, key, _site) = key_client().await;
+        let pkce = Pkce::new();
+        let code = param(&flow.authorize(&client_id, &pkce, ALICE).await, "code").unwrap();
+        let before = ctx.snapshot().await;
+        for audience in ["https://evil.example", "https://accounts.google.com", &format!("{}/revoke", lax.base)] {
+            let r = assertion_token(&flow, &[
+                ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT),
+                ("code_verifier", &pkce.verifier), ("client_id", &client_id),
+            ], &key.assertion(&client_id, audience, json!({}))).await;
+            assert_oauth_error(&r, 401, "invalid_client");
+            assert!(r.text.contains("aud"), "{}", r.text);
+        }
+        ctx.assert_unchanged(&before).await;
+        lax.stop().await;
+    }
+
+    private_key_jwt_hmac_signed_with_the_public_key => |ctx| async move {
+        let (lax, flow) = ctx.lax_broker().await;
+        let (client_id, key, _site) = key_client().await;
+        let pkce = Pkce::new();
+        let code = param(&flow.authorize(&client_id, &pkce, ALICE).await, "code").unwrap();
+        let before = ctx.snapshot().await;
+        let now = now();
+        let claims = json!({"iss": client_id, "sub": client_id, "aud": lax.base, "jti": "x1", "exp": now + 60});
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        for secret in [key.jwk.to_string(), key.jwk["x"].as_str().unwrap().to_owned()] {
+            let forged = encode(&header, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+            let r = assertion_token(&flow, &[
+                ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT),
+                ("code_verifier", &pkce.verifier), ("client_id", &client_id),
+            ], &forged).await;
+            assert_oauth_error(&r, 401, "invalid_client");
+        }
+        ctx.assert_unchanged(&before).await;
+        lax.stop().await;
+    }
+}
+
+/// /authorize on another broker for a document client.
+fn lax_authorize_url(flow: &Flow, client_id: &str, pkce: &Pkce, redirect: &str) -> String {
+    let mut url = Url::parse(&flow.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", STATE);
+    url.to_string()
+}
+
+/// A `private_key_jwt` document client (inline JWKS) and its key and site.
+async fn key_client() -> (String, ClientKey, ClientSite) {
+    let site = ClientSite::start().await;
+    let key = ClientKey::new("k1");
+    let client_id = site.document(
+        "/client.json",
+        json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": key.jwks()}),
+    );
+    (client_id, key, site)
+}
+
+/// /token with a client assertion added to `form`.
+async fn assertion_token(flow: &Flow, form: &[(&str, &str)], assertion: &str) -> Reply {
+    let mut form = form.to_vec();
+    form.push(("client_assertion_type", ASSERTION_TYPE));
+    form.push(("client_assertion", assertion));
+    Reply::of(
+        flow.http
+            .post(flow.url("/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[test]

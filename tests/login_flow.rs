@@ -64,8 +64,14 @@ async fn discovery_documents_agree_on_the_issuer() {
         assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            json!(["none", "client_secret_basic", "client_secret_post"])
+            json!([
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
+        assert_eq!(meta["client_id_metadata_document_supported"], true);
         assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
     }
     for path in ["/jwks.json", "/.well-known/jwks.json"] {

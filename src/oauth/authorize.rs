@@ -220,9 +220,9 @@ async fn trusted_client(app: &AppState, client_id: Option<&str>) -> Result<Clien
     let client_id = client_id.filter(|c| !c.is_empty()).ok_or_else(|| {
         ErrorPage::bad_request("The application did not say who it is (client_id is missing).")
     })?;
-    app.store()
-        .client(client_id)
-        .await?
+    super::cimd::client(app, client_id)
+        .await
+        .map_err(ErrorPage::from)?
         .filter(|c| !c.disabled)
         .ok_or_else(|| {
             ErrorPage::bad_request("The application is not registered with this server (unknown client_id). It should register again.")

@@ -1,13 +1,19 @@
-//! Client authentication at the token endpoint: `none` for public clients,
-//! a secret by HTTP Basic or in the form for confidential ones.
+//! Client authentication at the token-side endpoints: `none` for public
+//! clients, a secret by HTTP Basic or in the form, or a `private_key_jwt`
+//! assertion.
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use serde::Deserialize;
+
+use super::cimd;
+use super::client_assertion::{self, ASSERTION_TYPE};
 use super::error::OAuthError;
 use crate::secrets;
-use crate::store::{Client, Store};
+use crate::store::{Client, PRIVATE_KEY_JWT};
+use crate::AppState;
 
 /// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 §2.3.1).
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -26,15 +32,50 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-/// The client making the request, authenticated as it registered.
+/// How a client may prove who it is, as form fields (RFC 6749 §2.3.1,
+/// RFC 7523 §2.2); `Authorization: Basic` comes from the headers.
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientCredentials {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+/// The client making the request, authenticated as it registered (or as its
+/// metadata document says).
 pub async fn authenticate(
-    store: &Store,
+    app: &AppState,
     headers: &HeaderMap,
-    form_client_id: Option<&str>,
-    form_secret: Option<&str>,
+    form: &ClientCredentials,
 ) -> Result<Client, OAuthError> {
     let basic = basic_credentials(headers);
-    let (client_id, secret) = match (&basic, form_client_id) {
+    if let Some(assertion) = form.client_assertion.as_deref() {
+        if form.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_client(format!(
+                "client_assertion_type must be {ASSERTION_TYPE}"
+            )));
+        }
+        if basic.is_some() || form.client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use exactly one client authentication method",
+            ));
+        }
+        let client_id = form
+            .client_id
+            .clone()
+            .or_else(|| client_assertion::claimed_client(assertion))
+            .ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+        let client = known_client(app, &client_id).await?;
+        if client.token_endpoint_auth_method != PRIVATE_KEY_JWT {
+            return Err(OAuthError::invalid_client(
+                "this client does not authenticate with private_key_jwt",
+            ));
+        }
+        client_assertion::verify(app, &client, assertion).await?;
+        return Ok(client);
+    }
+    let (client_id, secret) = match (&basic, form.client_id.as_deref()) {
         (Some((id, secret)), form_id) => {
             if form_id.is_some_and(|f| f != id) {
                 return Err(OAuthError::invalid_request(
@@ -43,14 +84,15 @@ pub async fn authenticate(
             }
             (id.as_str(), Some(secret.as_str()))
         }
-        (None, Some(id)) => (id, form_secret),
+        (None, Some(id)) => (id, form.client_secret.as_deref()),
         (None, None) => return Err(OAuthError::invalid_client("client_id is required")),
     };
-    let client = store
-        .client(client_id)
-        .await?
-        .filter(|c| !c.disabled)
-        .ok_or_else(|| OAuthError::invalid_client("unknown client; register again"))?;
+    let client = known_client(app, client_id).await?;
+    if client.token_endpoint_auth_method == PRIVATE_KEY_JWT {
+        return Err(OAuthError::invalid_client(
+            "this client must authenticate with a private_key_jwt client_assertion",
+        ));
+    }
     match (&client.client_secret_hash, secret) {
         (None, _) => Ok(client),
         (Some(hash), Some(secret)) if secrets::matches(secret, hash) => Ok(client),
@@ -59,4 +101,11 @@ pub async fn authenticate(
             "this client must authenticate with its secret",
         )),
     }
+}
+
+async fn known_client(app: &AppState, client_id: &str) -> Result<Client, OAuthError> {
+    cimd::client(app, client_id)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(|| OAuthError::invalid_client("unknown client; register again"))
 }

@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client_auth::{authenticate, basic_credentials};
+use super::client_auth::{authenticate, basic_credentials, ClientCredentials};
 use super::error::OAuthError;
 use crate::allowlist::Status;
 use crate::bearer::{identify, Identity};
@@ -16,16 +16,15 @@ use crate::AppState;
 #[derive(Debug, Default, Deserialize)]
 pub struct IntrospectForm {
     pub token: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
 }
 
 pub async fn introspect(
     app: &AppState,
     headers: &HeaderMap,
+    client: &ClientCredentials,
     form: IntrospectForm,
 ) -> Result<Value, OAuthError> {
-    authorize_caller(app, headers, &form).await?;
+    authorize_caller(app, headers, client).await?;
     let token = form
         .token
         .as_deref()
@@ -77,7 +76,7 @@ pub async fn introspect(
 async fn authorize_caller(
     app: &AppState,
     headers: &HeaderMap,
-    form: &IntrospectForm,
+    client: &ClientCredentials,
 ) -> Result<(), OAuthError> {
     let resource_servers = &app.settings().introspection.clients;
     if let Some((id, secret)) = basic_credentials(headers) {
@@ -93,14 +92,8 @@ async fn authorize_caller(
             };
         }
     }
-    let client = authenticate(
-        app.store(),
-        headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )
-    .await?;
-    if client.client_secret_hash.is_none() {
+    let client = authenticate(app, headers, client).await?;
+    if !client.is_confidential() {
         return Err(OAuthError::invalid_client(
             "introspection needs a resource-server credential or a confidential client",
         ));

@@ -3,7 +3,15 @@
 
 use serde_json::{json, Value};
 
+use super::client_assertion::ALGORITHMS;
 use crate::config::Settings;
+
+const AUTH_METHODS: [&str; 4] = [
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 
 pub fn protected_resource(settings: &Settings) -> Value {
     json!({
@@ -17,6 +25,7 @@ pub fn protected_resource(settings: &Settings) -> Value {
 
 pub fn authorization_server(settings: &Settings) -> Value {
     let issuer = settings.issuer();
+    let assertion_algorithms: Vec<String> = ALGORITHMS.iter().map(|a| format!("{a:?}")).collect();
     let mut metadata = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -24,14 +33,17 @@ pub fn authorization_server(settings: &Settings) -> Value {
         "registration_endpoint": format!("{issuer}/register"),
         "jwks_uri": format!("{issuer}/jwks.json"),
         "revocation_endpoint": format!("{issuer}/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "userinfo_endpoint": format!("{issuer}/userinfo"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "client_id_metadata_document_supported": settings.registration.cimd_enabled,
         "scopes_supported": settings.oauth.scopes_supported,
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],

@@ -3,6 +3,8 @@
 
 mod authorize;
 mod browser;
+mod cimd;
+mod client_assertion;
 mod client_auth;
 mod error;
 mod form;
@@ -23,6 +25,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
+pub use client_assertion::ClientKeyCache;
 pub use client_auth::basic_credentials;
 pub use error::OAuthError;
 
@@ -31,7 +34,7 @@ use crate::web::{page, ErrorPage};
 use crate::AppState;
 use authorize::{AuthorizeQuery, Refusal};
 use browser::ClientIp;
-use form::OAuthForm;
+use form::ClientForm;
 use introspect::IntrospectForm;
 use login::{CallbackQuery, ConsentForm, Next, Origin};
 use revoke::RevokeForm;
@@ -186,9 +189,9 @@ fn next(result: Result<Next, ErrorPage>) -> Response {
 async fn token(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<TokenForm>,
+    ClientForm(client, form): ClientForm<TokenForm>,
 ) -> Result<Response, OAuthError> {
-    let body = token::exchange(&app, &headers, form).await?;
+    let body = token::exchange(&app, &headers, &client, form).await?;
     let mut response = no_store(Json(body).into_response());
     response
         .headers_mut()
@@ -199,18 +202,18 @@ async fn token(
 async fn revoke(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<RevokeForm>,
+    ClientForm(client, form): ClientForm<RevokeForm>,
 ) -> Result<Response, OAuthError> {
-    revoke::revoke(&app, &headers, form).await?;
+    revoke::revoke(&app, &headers, &client, form).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
 async fn introspect(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<IntrospectForm>,
+    ClientForm(client, form): ClientForm<IntrospectForm>,
 ) -> Result<Response, OAuthError> {
-    let body = introspect::introspect(&app, &headers, form).await?;
+    let body = introspect::introspect(&app, &headers, &client, form).await?;
     Ok(no_store(Json(body).into_response()))
 }
 

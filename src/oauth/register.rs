@@ -14,13 +14,22 @@ const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_p
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
 #[derive(Deserialize)]
-struct Request {
-    redirect_uris: Option<Vec<String>>,
-    token_endpoint_auth_method: Option<String>,
-    grant_types: Option<Vec<String>>,
-    response_types: Option<Vec<String>>,
-    client_name: Option<String>,
-    scope: Option<String>,
+pub(super) struct Request {
+    pub redirect_uris: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub client_name: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// Client metadata that passed the checks every kind of client shares.
+pub(super) struct Described {
+    pub document: Map<String, Value>,
+    pub request: Request,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
 }
 
 /// Validates the metadata, stores the client and returns the RFC 7591
@@ -32,36 +41,13 @@ pub async fn register(
     body: &[u8],
 ) -> Result<Value, OAuthError> {
     admit(policy, presented_token)?;
-    let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-        OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
-    })?;
-    if let Some(field) = control_characters(&document) {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "{field} contains control characters"
-        )));
-    }
-    let request: Request = serde_json::from_value(Value::Object(document.clone()))
-        .map_err(|e| OAuthError::invalid_client_metadata(format!("malformed metadata: {e}")))?;
-
-    let redirect_uris = request.redirect_uris.unwrap_or_default();
-    if redirect_uris.is_empty() {
-        return Err(OAuthError::invalid_redirect_uri(
-            "redirect_uris must list at least one URI",
-        ));
-    }
-    for uri in &redirect_uris {
-        redirect_uri::check(uri).map_err(OAuthError::invalid_redirect_uri)?;
-        if !policy.allowed_redirect_uris.is_empty()
-            && !policy
-                .allowed_redirect_uris
-                .iter()
-                .any(|p| WildMatch::new(p).matches(uri))
-        {
-            return Err(OAuthError::invalid_redirect_uri(format!(
-                "{uri:?} is not allowed by this server's registration policy"
-            )));
-        }
-    }
+    let Described {
+        document,
+        request,
+        redirect_uris,
+        grant_types,
+        response_types,
+    } = describe(policy, body)?;
     let method = request
         .token_endpoint_auth_method
         .unwrap_or_else(|| "client_secret_basic".into());
@@ -70,39 +56,6 @@ pub async fn register(
             "token_endpoint_auth_method {method:?} is not supported (use one of {})",
             AUTH_METHODS.join(", ")
         )));
-    }
-    let grant_types = request
-        .grant_types
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
-    if let Some(bad) = grant_types
-        .iter()
-        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
-    {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "grant type {bad:?} is not supported"
-        )));
-    }
-    if !grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(OAuthError::invalid_client_metadata(
-            "grant_types must include authorization_code",
-        ));
-    }
-    let response_types = request
-        .response_types
-        .unwrap_or_else(|| vec!["code".into()]);
-    if response_types != ["code"] {
-        return Err(OAuthError::invalid_client_metadata(
-            "response_types must be [\"code\"]",
-        ));
-    }
-    if request
-        .client_name
-        .as_deref()
-        .is_some_and(|n| n.chars().count() > 200)
-    {
-        return Err(OAuthError::invalid_client_metadata(
-            "client_name is longer than 200 characters",
-        ));
     }
 
     let issued_at = now();
@@ -129,17 +82,98 @@ pub async fn register(
         grant_types,
         token_endpoint_auth_method: method,
         disabled: false,
+        metadata: stored,
+        metadata_expires_at: None,
     };
     store
         .insert_client(&NewClient {
             client: &client,
             response_types: &response_types,
             scope: request.scope.as_deref(),
-            metadata: &stored,
             created_at: issued_at,
         })
         .await?;
     Ok(Value::Object(response))
+}
+
+/// Parses client metadata (a registration request or a metadata document)
+/// and applies the checks every kind of client shares: redirect URIs safe
+/// and allowed by policy, the code flow only, a sane name.
+pub(super) fn describe(
+    policy: &RegistrationSettings,
+    body: &[u8],
+) -> Result<Described, OAuthError> {
+    let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
+    })?;
+    if let Some(field) = control_characters(&document) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "{field} contains control characters"
+        )));
+    }
+    let request: Request = serde_json::from_value(Value::Object(document.clone()))
+        .map_err(|e| OAuthError::invalid_client_metadata(format!("malformed metadata: {e}")))?;
+    let redirect_uris = request.redirect_uris.clone().unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::invalid_redirect_uri(
+            "redirect_uris must list at least one URI",
+        ));
+    }
+    for uri in &redirect_uris {
+        redirect_uri::check(uri).map_err(OAuthError::invalid_redirect_uri)?;
+        if !policy.allowed_redirect_uris.is_empty()
+            && !policy
+                .allowed_redirect_uris
+                .iter()
+                .any(|p| WildMatch::new(p).matches(uri))
+        {
+            return Err(OAuthError::invalid_redirect_uri(format!(
+                "{uri:?} is not allowed by this server's registration policy"
+            )));
+        }
+    }
+    let grant_types = request
+        .grant_types
+        .clone()
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "grant type {bad:?} is not supported"
+        )));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(OAuthError::invalid_client_metadata(
+            "grant_types must include authorization_code",
+        ));
+    }
+    let response_types = request
+        .response_types
+        .clone()
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types != ["code"] {
+        return Err(OAuthError::invalid_client_metadata(
+            "response_types must be [\"code\"]",
+        ));
+    }
+    if request
+        .client_name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 200)
+    {
+        return Err(OAuthError::invalid_client_metadata(
+            "client_name is longer than 200 characters",
+        ));
+    }
+    Ok(Described {
+        document,
+        request,
+        redirect_uris,
+        grant_types,
+        response_types,
+    })
 }
 
 /// Whether this server takes registrations, and from whom.

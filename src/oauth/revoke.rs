@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, ClientCredentials};
 use super::error::OAuthError;
 use crate::secrets;
 use crate::store::{now, AuditEvent};
@@ -17,22 +17,15 @@ pub struct RevokeForm {
     /// `token_type_hint` is only a hint (RFC 7009 §2.1) and not read: both
     /// kinds are tried anyway.
     pub token: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
 }
 
 pub async fn revoke(
     app: &AppState,
     headers: &HeaderMap,
+    client: &ClientCredentials,
     form: RevokeForm,
 ) -> Result<(), OAuthError> {
-    let client = authenticate(
-        app.store(),
-        headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )
-    .await?;
+    let client = authenticate(app, headers, client).await?;
     let token = form
         .token
         .as_deref()

@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, ClientCredentials};
 use super::error::OAuthError;
 use crate::allowlist::{AllowedUser, Status};
 use crate::secrets;
@@ -19,8 +19,6 @@ pub struct TokenForm {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
     pub resource: Option<String>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
@@ -29,15 +27,10 @@ pub struct TokenForm {
 pub async fn exchange(
     app: &AppState,
     headers: &HeaderMap,
+    client: &ClientCredentials,
     form: TokenForm,
 ) -> Result<Value, OAuthError> {
-    let client = authenticate(
-        app.store(),
-        headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )
-    .await?;
+    let client = authenticate(app, headers, client).await?;
     match form.grant_type.as_deref() {
         Some("authorization_code") => redeem_code(app, &client, form).await,
         Some("refresh_token") => refresh(app, &client, form).await,

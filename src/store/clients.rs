@@ -15,14 +15,27 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub disabled: bool,
+    /// The registration response, or the client's metadata document.
+    pub metadata: serde_json::Value,
+    /// For metadata-document clients: when the document must be fetched again.
+    pub metadata_expires_at: Option<i64>,
 }
+
+impl Client {
+    /// Holds a credential of its own (a secret or a signing key).
+    pub fn is_confidential(&self) -> bool {
+        self.client_secret_hash.is_some() || self.token_endpoint_auth_method == PRIVATE_KEY_JWT
+    }
+}
+
+/// RFC 7523 client authentication by a signed assertion.
+pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
 
 /// What registration stores: the client plus its full metadata document.
 pub struct NewClient<'a> {
     pub client: &'a Client,
     pub response_types: &'a [String],
     pub scope: Option<&'a str>,
-    pub metadata: &'a serde_json::Value,
     pub created_at: i64,
 }
 
@@ -42,11 +55,60 @@ impl Store {
         .bind(json_list(new.response_types))
         .bind(&c.token_endpoint_auth_method)
         .bind(new.scope.map(str::to_owned))
-        .bind(new.metadata.to_string())
+        .bind(c.metadata.to_string())
         .bind(new.created_at)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Stores a freshly fetched metadata-document client, keeping whether an
+    /// administrator disabled it and when it was first seen.
+    pub async fn upsert_document_client(&self, new: &NewClient<'_>) -> Result<(), StoreError> {
+        let c = new.client;
+        sqlx::query(
+            "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, grant_types, response_types, \
+             token_endpoint_auth_method, scope, metadata, kind, created_at, metadata_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'cimd', $9, $10) \
+             ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, \
+             redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types, \
+             response_types = excluded.response_types, \
+             token_endpoint_auth_method = excluded.token_endpoint_auth_method, scope = excluded.scope, \
+             metadata = excluded.metadata, metadata_expires_at = excluded.metadata_expires_at \
+             WHERE oauth_clients.kind = 'cimd'",
+        )
+        .bind(&c.client_id)
+        .bind(c.client_name.clone())
+        .bind(json_list(&c.redirect_uris))
+        .bind(json_list(&c.grant_types))
+        .bind(json_list(new.response_types))
+        .bind(&c.token_endpoint_auth_method)
+        .bind(new.scope.map(str::to_owned))
+        .bind(c.metadata.to_string())
+        .bind(new.created_at)
+        .bind(c.metadata_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a client assertion's `jti`; false when it was used before.
+    pub async fn record_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -55,7 +117,7 @@ impl Store {
         }
         let row = sqlx::query(
             "SELECT client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
-             token_endpoint_auth_method, disabled FROM oauth_clients WHERE client_id = $1",
+             token_endpoint_auth_method, disabled, metadata, metadata_expires_at FROM oauth_clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)
@@ -94,5 +156,12 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         grant_types: list(row, "grant_types")?,
         token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
+        metadata: serde_json::from_str(&row.try_get::<String, _>("metadata")?).map_err(|e| {
+            sqlx::Error::ColumnDecode {
+                index: "metadata".into(),
+                source: e.into(),
+            }
+        })?,
+        metadata_expires_at: row.try_get("metadata_expires_at")?,
     })
 }

@@ -12,7 +12,7 @@ mod purge;
 mod users;
 
 pub use audit::AuditEvent;
-pub use clients::{Client, NewClient};
+pub use clients::{Client, NewClient, PRIVATE_KEY_JWT};
 pub use flows::{AuthCode, AuthRequest};
 pub use grants::{NewRefreshToken, Redemption, RefreshToken};
 pub use keys::StoredKey;

@@ -3,12 +3,13 @@
 use super::{Store, StoreError};
 
 impl Store {
-    /// Drops what has expired: pending logins, codes (kept a day for
-    /// replay detection), refresh families and revoked jtis. Idempotent, so
+    /// Drops what has expired: idle clients (a metadata-document client is
+    /// simply fetched again), pending logins, codes (kept a day for replay
+    /// detection), refresh families, revoked jtis and used assertion jtis. Idempotent, so
     /// every replica may run it.
     pub async fn purge_expired(&self, now: i64, client_idle_expiry: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "DELETE FROM oauth_clients WHERE kind = 'dynamic' AND COALESCE(last_used_at, created_at) < $1",
+            "DELETE FROM oauth_clients WHERE kind IN ('dynamic', 'cimd') AND COALESCE(last_used_at, created_at) < $1",
         )
         .bind(now - client_idle_expiry)
         .execute(&self.pool)
@@ -17,6 +18,10 @@ impl Store {
             ("DELETE FROM auth_requests WHERE expires_at < $1", now),
             ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
             ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
+            (
+                "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
+                now - 300,
+            ),
             // A revoked token is refused by its exp once past it (plus leeway).
             ("DELETE FROM revoked_jtis WHERE expires_at < $1", now - 300),
         ] {

@@ -12,6 +12,7 @@ use mcp_auth_broker::store::{Backend, Store};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
+pub mod cimd;
 pub mod flow;
 
 /// A database of its own for one test, dropped with it.
