@@ -1,21 +1,26 @@
 //! Bearer-token authentication for our resource endpoints (/mcp,
-//! /userinfo): validates our JWT locally, checks the token is not revoked
-//! and the person is still allowed, and answers refusals with RFC 6750
-//! challenges that point clients at discovery.
+//! /userinfo): validates our JWT locally (from the verified-token cache when
+//! it can), asks this replica's revocation view whether the token, the
+//! person and the client's grant still stand, and answers refusals with
+//! RFC 6750 challenges that point clients at discovery. No database read on
+//! the way, except once for a person the view has not met yet.
+
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::allowlist::{AllowedUser, Status};
+use crate::allowlist::AllowedUser;
+use crate::revocation::Verdict;
 use crate::store::StoreError;
 use crate::tokens::{AccessClaims, TokenError};
 use crate::AppState;
 
-/// Who is calling, as the endpoints see it.
+/// Who is calling, as the endpoints see it; shared, not copied, per request.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    pub user: AllowedUser,
-    pub claims: AccessClaims,
+    pub user: Arc<AllowedUser>,
+    pub claims: Arc<AccessClaims>,
 }
 
 /// The resource server's refusals, as RFC 6750 challenges.
@@ -24,6 +29,8 @@ pub enum BearerError {
     Missing,
     Invalid(String),
     InsufficientScope(&'static str),
+    /// Nothing can be vouched for right now (database unreachable, or the
+    /// revocation view too old): 503, retry shortly.
     Unavailable,
 }
 
@@ -35,13 +42,18 @@ impl From<StoreError> for BearerError {
 }
 
 /// The token of an `Authorization: Bearer …` header.
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(bearer_of)
+}
+
+/// The token of an `Authorization` header's value, if it is a bearer one.
+pub fn bearer_of(authorization: &HeaderValue) -> Option<&str> {
+    authorization
+        .to_str()
+        .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned())
+        .map(|(_, token)| token.trim())
 }
 
 /// The person behind `token`, which must carry `scope` when one is named.
@@ -51,31 +63,37 @@ pub async fn identify(
     scope: Option<&'static str>,
 ) -> Result<Identity, BearerError> {
     let token = token.ok_or(BearerError::Missing)?;
-    let settings = app.settings();
     let claims = app
-        .validate_access(token, &settings.mcp_resource())
+        .validate_access(token, app.mcp_resource())
         .await
         .map_err(|e| match e {
             TokenError::Expired => BearerError::Invalid("the access token has expired".into()),
             other => BearerError::Invalid(other.to_string()),
         })?;
-    let store = app.store();
-    if store.is_jti_revoked(&claims.jti).await? {
-        return Err(BearerError::Invalid("the access token was revoked".into()));
-    }
-    let user = store
-        .user_by_id(&claims.sub)
-        .await?
-        .filter(|u| u.status == Status::Active)
-        .ok_or_else(|| {
-            BearerError::Invalid("the person is no longer allowed on this server".into())
-        })?;
+    let user = admitted(app, &claims).await?;
     if let Some(scope) = scope {
         if !claims.scopes().any(|s| s == scope) {
             return Err(BearerError::InsufficientScope(scope));
         }
     }
     Ok(Identity { user, claims })
+}
+
+/// The revocation view's word on validly signed claims.
+async fn admitted(app: &AppState, claims: &AccessClaims) -> Result<Arc<AllowedUser>, BearerError> {
+    let view = app.revocation();
+    let mut verdict = view.verdict(claims).map_err(|_| BearerError::Unavailable)?;
+    if let Verdict::UnknownPerson = verdict {
+        view.learn_person(app.store(), &claims.sub).await?;
+        verdict = view.verdict(claims).map_err(|_| BearerError::Unavailable)?;
+    }
+    match verdict {
+        Verdict::Admit(user) => Ok(user),
+        Verdict::Refuse(refusal) => Err(BearerError::Invalid(refusal.reason().into())),
+        // Only if the view was replaced by a full reload between the two
+        // looks; the client's retry will find the person.
+        Verdict::UnknownPerson => Err(BearerError::Unavailable),
+    }
 }
 
 /// The refusal; a client with no token is told where discovery starts and
@@ -102,7 +120,12 @@ pub fn challenge(app: &AppState, error: BearerError) -> Response {
             format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\""),
         ),
         BearerError::Unavailable => {
-            return (StatusCode::SERVICE_UNAVAILABLE, "the authorization database is unavailable; retry shortly").into_response()
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "the authorization data is unavailable; retry shortly",
+            )
+                .into_response()
         }
     };
     let mut response = (status, value.clone()).into_response();

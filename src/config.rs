@@ -35,6 +35,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub registration: RegistrationSettings,
     pub rate_limit: RateLimitSettings,
+    pub revocation: RevocationSettings,
     #[serde(default)]
     pub introspection: IntrospectionSettings,
     #[serde(default)]
@@ -126,6 +127,43 @@ pub struct RateLimitSettings {
     pub requests_per_second: f64,
     /// Requests a client may make at once before the rate applies.
     pub burst: u32,
+}
+
+/// Live revocation (`crate::revocation`) and the verified-token cache.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevocationSettings {
+    /// The promise: suspensions, removals, revoked tokens and withdrawn
+    /// grants take effect on every replica within this. A replica whose
+    /// view is older (database unreachable) refuses bearer tokens with 503.
+    pub max_staleness: HumanDuration,
+    /// How often each replica reads the changes.
+    pub poll_interval: HumanDuration,
+    /// Changes are read again for this long after their timestamp, for
+    /// transactions that commit late and clocks that disagree a little.
+    pub overlap: HumanDuration,
+    /// Verified tokens remembered (by SHA-256) so repeated requests skip the
+    /// signature check; 0 turns the cache off.
+    pub verified_token_cache: usize,
+}
+
+impl RevocationSettings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.poll_interval.0.is_zero() {
+            problems.push("revocation.poll_interval: must be longer than 0s".into());
+        }
+        // One slow or failed poll must not make a healthy replica refuse.
+        if self.max_staleness.0 < self.poll_interval.0 * 2 {
+            problems.push(
+                "revocation.max_staleness: must be at least twice revocation.poll_interval".into(),
+            );
+        }
+        if self.overlap.0 < Duration::from_secs(1) {
+            problems
+                .push("revocation.overlap: must be at least 1s (timestamps are in seconds)".into());
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +336,7 @@ impl Settings {
             problems.push("database.max_connections: must be at least 1".into());
         }
         problems.extend(self.oauth_problems());
+        problems.extend(self.revocation.problems());
         for (i, upstream) in self.upstreams.iter().enumerate() {
             problems.extend(upstream.problems(i, &self.upstreams, self.public_url_is_loopback()));
         }
@@ -876,5 +915,26 @@ mod tests {
             ],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn revocation_settings_are_checked() {
+        let s = load_with(None, &[]).unwrap();
+        assert_eq!(s.revocation.max_staleness.0, Duration::from_secs(5));
+        assert_eq!(s.revocation.poll_interval.0, Duration::from_secs(1));
+        let p = problems(
+            None,
+            &[
+                ("BROKER__REVOCATION__MAX_STALENESS", "1s"),
+                ("BROKER__REVOCATION__OVERLAP", "0s"),
+            ],
+        );
+        assert_eq!(
+            p,
+            vec![
+                "revocation.max_staleness: must be at least twice revocation.poll_interval",
+                "revocation.overlap: must be at least 1s (timestamps are in seconds)"
+            ]
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod oauth;
 pub mod outbound;
 pub mod rate_limit;
+pub mod revocation;
 pub mod secrets;
 pub mod server;
 pub mod store;
@@ -25,8 +26,9 @@ use axum::Router;
 use crate::config::{Settings, UpstreamKind};
 use crate::oauth::ClientKeyCache;
 use crate::outbound::Outbound;
+use crate::revocation::RevocationView;
 use crate::store::{Store, StoreError};
-use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, Signer, TokenError};
+use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, Signer, TokenError, VerifiedTokens};
 use crate::upstream::dev_idp::DevIdp;
 use crate::upstream::Upstreams;
 
@@ -55,6 +57,10 @@ struct Inner {
     dev_idp: Option<Arc<DevIdp>>,
     outbound: Outbound,
     client_keys: ClientKeyCache,
+    /// The audience of our MCP endpoint, computed once for the hot path.
+    mcp_resource: String,
+    verified: VerifiedTokens,
+    revocation: RevocationView,
 }
 
 impl AppState {
@@ -80,6 +86,10 @@ impl AppState {
             })
             .transpose()?;
         let outbound = Outbound::new(settings.registration.cimd_allow_insecure_hosts);
+        let revocation =
+            RevocationView::new(&settings.revocation, settings.tokens.access_token_ttl.0);
+        let verified = VerifiedTokens::new(settings.revocation.verified_token_cache);
+        let mcp_resource = settings.mcp_resource();
         Ok(AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -89,6 +99,9 @@ impl AppState {
                 dev_idp,
                 outbound,
                 client_keys: ClientKeyCache::default(),
+                mcp_resource,
+                verified,
+                revocation,
             }),
         })
     }
@@ -116,13 +129,44 @@ impl AppState {
         self.inner.keys.current()
     }
 
-    /// Validates one of our access tokens for `audience`, learning a key
-    /// another replica created if the token names it.
+    /// The resource (and token audience) of the built-in MCP endpoint.
+    pub fn mcp_resource(&self) -> &str {
+        &self.inner.mcp_resource
+    }
+
+    /// Revoked tokens, inactive people and withdrawn grants, as this
+    /// replica knows them.
+    pub fn revocation(&self) -> &RevocationView {
+        &self.inner.revocation
+    }
+
+    /// Validates one of our access tokens for `audience`: from the cache of
+    /// verified tokens, else by signature (then cached). Revocation is the
+    /// caller's check.
     pub async fn validate_access(
         &self,
         token: &str,
         audience: &str,
-    ) -> Result<AccessClaims, TokenError> {
+    ) -> Result<Arc<AccessClaims>, TokenError> {
+        let now = store::now();
+        let keys = &self.inner.keys;
+        let cached = self
+            .inner
+            .verified
+            .get(token, audience, now, |kid| keys.knows(kid));
+        if let Some(claims) = cached {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_access(token, audience).await?);
+        if let Some(kid) = tokens::header_kid(token) {
+            self.inner.verified.insert(token, &kid, claims.clone(), now);
+        }
+        Ok(claims)
+    }
+
+    /// The signature check, learning a key another replica created if the
+    /// token names it.
+    async fn verify_access(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
         let issuer = self.settings().issuer();
         let first = tokens::validate(&self.keys(), token, issuer, audience);
         if first != Err(TokenError::UnknownKey) {

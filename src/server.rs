@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::{app, AppState, StartError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -82,6 +82,16 @@ pub async fn serve(
     }
     let grace = settings.server.shutdown_grace.0;
     let state = AppState::build(settings, store.clone()).await?;
+    // Loaded before serving, so a healthy start never answers 503; if this
+    // fails the broker serves anyway and bearer requests get 503 until the
+    // watcher's next refresh succeeds.
+    let failing = match refresh_revocations(&state).await {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the revocation view; bearer requests get 503 until it loads");
+            true
+        }
+    };
     let router = app(state.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
@@ -94,7 +104,8 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     });
     let server = tokio::spawn(async move { server.await });
-    let housekeeper = tokio::spawn(housekeeping(state));
+    let housekeeper = tokio::spawn(housekeeping(state.clone()));
+    let watcher = tokio::spawn(watch_revocations(state, failing));
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => log_exit(result),
@@ -106,6 +117,7 @@ pub async fn serve(
         }
     }
     housekeeper.abort();
+    watcher.abort();
     store.close().await;
     Ok(())
 }
@@ -118,12 +130,51 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         let idle = state.settings().registration.client_idle_expiry.0.as_secs() as i64;
-        if let Err(e) = state.store().purge_expired(crate::store::now(), idle).await {
+        let ttl = state.settings().tokens.access_token_ttl.0.as_secs() as i64;
+        if let Err(e) = state
+            .store()
+            .purge_expired(crate::store::now(), idle, ttl)
+            .await
+        {
             tracing::warn!(error = %e, "cannot purge expired rows");
         }
         if let Err(e) = state.maintain_keys().await {
             tracing::warn!(error = %e, "cannot maintain signing keys");
         }
+    }
+}
+
+/// Every `revocation.poll_interval`, on every replica: read what changed
+/// in the revocation view's sources. Failures are logged when they start and
+/// when they end, not at every poll; `failing` is how start-up went.
+async fn watch_revocations(state: AppState, mut failing: bool) {
+    let mut tick = tokio::time::interval(state.settings().revocation.poll_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; start-up just did this
+    loop {
+        tick.tick().await;
+        match refresh_revocations(&state).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("the revocation view is up to date again");
+            }
+            Err(e) if !failing => {
+                failing = true;
+                let staleness = state.settings().revocation.max_staleness.0;
+                tracing::warn!(error = %e, ?staleness, "cannot refresh the revocation view; bearer tokens are refused with 503 once it is older than max_staleness");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One refresh, bounded by `max_staleness`: a hung database must not stall
+/// the watcher (the view fails closed on its own meanwhile).
+async fn refresh_revocations(state: &AppState) -> Result<(), StoreError> {
+    let limit = state.settings().revocation.max_staleness.0;
+    match tokio::time::timeout(limit, state.revocation().refresh(state.store())).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
     }
 }
 

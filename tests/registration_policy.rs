@@ -110,7 +110,7 @@ async fn idle_dynamic_clients_expire_and_must_register_again() {
     let store = db.store().await;
     let now = mcp_auth_broker::store::now();
     // Not used for longer than the idle expiry (here one minute).
-    store.purge_expired(now + 120, 60).await.unwrap();
+    store.purge_expired(now + 120, 60, 3600).await.unwrap();
     let page = flow
         .get(&flow.authorize_url(&client, &Pkce::new(), &[]))
         .await;
@@ -130,7 +130,7 @@ async fn idle_dynamic_clients_expire_and_must_register_again() {
     );
     // A client in use is kept.
     let active = flow.public_client().await;
-    store.purge_expired(now, 60).await.unwrap();
+    store.purge_expired(now, 60, 3600).await.unwrap();
     assert!(store.client(&active).await.unwrap().is_some());
     server.stop().await;
 }

@@ -336,7 +336,7 @@ async fn expired_logins_are_purged_and_codes_kept_a_day_for_replay_detection() {
         .await
         .unwrap();
 
-    store.purge_expired(now, 90 * 86_400).await.unwrap();
+    store.purge_expired(now, 90 * 86_400, 3600).await.unwrap();
     assert!(store.auth_request("live", now).await.unwrap().is_some());
     assert!(
         store.auth_request("old", now - 20).await.unwrap().is_none(),

@@ -108,13 +108,8 @@ async fn register(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let token = bearer::bearer_token(&headers);
-    let registered = register::register(
-        app.store(),
-        &app.settings().registration,
-        token.as_deref(),
-        &body,
-    )
-    .await?;
+    let registered =
+        register::register(app.store(), &app.settings().registration, token, &body).await?;
     Ok(no_store(
         (StatusCode::CREATED, Json(registered)).into_response(),
     ))
@@ -219,7 +214,7 @@ async fn introspect(
 
 /// OpenID Connect userinfo for our own access tokens.
 async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    match bearer::identify(&app, bearer::bearer_token(&headers).as_deref(), None).await {
+    match bearer::identify(&app, bearer::bearer_token(&headers), None).await {
         Ok(Identity { user, .. }) => no_store(
             Json(serde_json::json!({
                 "sub": user.user_id,

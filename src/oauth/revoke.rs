@@ -43,13 +43,9 @@ pub async fn revoke(
         }
         ours.then(|| json!({ "kind": "refresh_token", "family": refresh.family_id }))
     } else {
-        match app
-            .validate_access(token, &app.settings().mcp_resource())
-            .await
-        {
+        match app.validate_access(token, app.mcp_resource()).await {
             Ok(claims) if claims.client_id == client.client_id => {
-                store
-                    .revoke_grant(None, Some((&claims.jti, claims.exp)), at)
+                app.revoke(None, Some((&claims.jti, claims.exp)), at)
                     .await?;
                 Some(json!({ "kind": "access_token", "jti": claims.jti }))
             }

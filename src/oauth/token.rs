@@ -173,8 +173,7 @@ async fn redeem_code(
     if issued.used_at.is_some() {
         // A replayed code may be a stolen one: withdraw what it bought.
         let access = issued.access_jti.as_deref().zip(issued.access_expires_at);
-        store
-            .revoke_grant(issued.refresh_family_id.as_deref(), access, at)
+        app.revoke(issued.refresh_family_id.as_deref(), access, at)
             .await?;
         let event = AuditEvent {
             event: "code_replay",

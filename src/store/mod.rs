@@ -9,6 +9,7 @@ mod flows;
 mod grants;
 mod keys;
 mod purge;
+mod revocations;
 mod users;
 
 pub use audit::AuditEvent;
@@ -16,6 +17,7 @@ pub use clients::{Client, NewClient, PRIVATE_KEY_JWT};
 pub use flows::{AuthCode, AuthRequest};
 pub use grants::{NewRefreshToken, Redemption, RefreshToken};
 pub use keys::StoredKey;
+pub use revocations::{ChangeCursors, Changes, RemovedUser, RevokedGrant, RevokedJti};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

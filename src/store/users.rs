@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{now, parse_column, text, Store, StoreError};
 use crate::allowlist::{AllowedUser, Email, ImportRow, Status, Upsert, UserChange};
 
-const COLUMNS: &str = "user_id, email, name, role, status, provider, provider_subject, \
+pub(super) const COLUMNS: &str = "user_id, email, name, role, status, provider, provider_subject, \
                        created_at, updated_at, last_login_at";
 
 /// Counts of what an import did.
@@ -139,7 +139,7 @@ async fn upsert(
     Ok(Upsert::Updated)
 }
 
-fn from_row(row: &AnyRow) -> Result<AllowedUser, sqlx::Error> {
+pub(super) fn from_row(row: &AnyRow) -> Result<AllowedUser, sqlx::Error> {
     Ok(AllowedUser {
         user_id: text(row, "user_id")?,
         email: parse_column(row, "email")?,

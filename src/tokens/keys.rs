@@ -69,6 +69,15 @@ impl Keys {
             .clone()
     }
 
+    /// Whether `kid` is in the key set now, without reloading.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .by_kid
+            .contains_key(kid)
+    }
+
     /// Whether `kid` is known, reloading once if it is not.
     pub async fn learn(&self, store: &Store, kid: &str) -> bool {
         if self.current().verifying(kid).is_some() {

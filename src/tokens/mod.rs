@@ -3,6 +3,7 @@
 
 mod keys;
 mod sealed;
+mod verified;
 
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use keys::{
     create, ephemeral_rs256, retire_replaced, KeyError, KeySet, Keys, Signer, SigningKey,
 };
+pub use verified::VerifiedTokens;
 
 /// Clock skew tolerated on `exp`/`nbf`, in seconds.
 const LEEWAY: u64 = 30;

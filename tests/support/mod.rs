@@ -13,6 +13,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
 pub mod cimd;
+pub mod eventually;
 pub mod flow;
 
 /// A database of its own for one test, dropped with it.

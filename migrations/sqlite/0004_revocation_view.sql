@@ -1,0 +1,30 @@
+-- What every replica's revocation view (src/revocation/) polls: each source
+-- has a timestamp column, indexed, so a poll reads only recent changes.
+
+CREATE INDEX allowed_users_updated_at ON allowed_users (updated_at);
+CREATE INDEX revoked_jtis_revoked_at ON revoked_jtis (revoked_at);
+
+-- A person's grant to one client, withdrawn (Store::revoke_grant_of): access
+-- tokens the client got for the person at or before revoked_at are refused.
+CREATE TABLE revoked_grants (
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, client_id)
+);
+CREATE INDEX revoked_grants_revoked_at ON revoked_grants (revoked_at);
+
+-- A DELETE leaves no row to poll, so removing someone from the allowlist
+-- (with the CLI or with plain SQL) leaves this tombstone. Kept a day.
+CREATE TABLE removed_users (
+    user_id TEXT NOT NULL,
+    removed_at BIGINT NOT NULL
+);
+CREATE INDEX removed_users_removed_at ON removed_users (removed_at);
+
+CREATE TRIGGER allowed_users_removed AFTER DELETE ON allowed_users
+FOR EACH ROW
+BEGIN
+    INSERT INTO removed_users (user_id, removed_at)
+    VALUES (OLD.user_id, CAST(strftime('%s', 'now') AS INTEGER));
+END;
