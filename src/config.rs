@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::{Host, Url};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -25,7 +25,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -38,11 +38,14 @@ pub struct Settings {
     pub revocation: RevocationSettings,
     #[serde(default)]
     pub introspection: IntrospectionSettings,
+    pub allowlist: AllowlistSettings,
+    pub session: SessionSettings,
+    pub branding: BrandingSettings,
     #[serde(default)]
     pub upstreams: Vec<UpstreamSettings>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct OAuthSettings {
     pub scopes_supported: Vec<String>,
     pub default_scopes: Vec<String>,
@@ -50,7 +53,7 @@ pub struct OAuthSettings {
     pub login_ttl: HumanDuration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TokenSettings {
     pub algorithm: String,
     pub access_token_ttl: HumanDuration,
@@ -71,14 +74,14 @@ pub struct TokenSettings {
     pub rotate_every: Option<HumanDuration>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct IntrospectionSettings {
     /// Resource servers that may call /introspect with HTTP Basic.
     #[serde(default)]
     pub clients: Vec<IntrospectionClient>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct IntrospectionClient {
     pub id: String,
     #[serde(default)]
@@ -102,7 +105,7 @@ impl IntrospectionClient {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RegistrationSettings {
     pub enabled: bool,
     /// When set, /register needs `Authorization: Bearer <this>`.
@@ -120,7 +123,7 @@ pub struct RegistrationSettings {
     pub cimd_allow_insecure_hosts: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RateLimitSettings {
     pub enabled: bool,
     /// Sustained requests per second per client address.
@@ -130,7 +133,7 @@ pub struct RateLimitSettings {
 }
 
 /// Live revocation (`crate::revocation`) and the verified-token cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RevocationSettings {
     /// The promise: suspensions, removals, revoked tokens and withdrawn
     /// grants take effect on every replica within this. A replica whose
@@ -166,16 +169,44 @@ impl RevocationSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AllowlistSettings {
+    /// Admit a person's email from a second provider (else only the one
+    /// of their first login may sign them in).
+    pub link_providers: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SessionSettings {
+    /// How long a browser stays signed in to the broker after an upstream
+    /// login, so further client authorizations skip the provider.
+    pub lifetime: HumanDuration,
+}
+
+/// How the person-facing pages look.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BrandingSettings {
+    pub product_name: String,
+    /// An https image shown at the top of every page.
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`, for buttons and links.
+    pub primary_color: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CorsSettings {
     /// Browser origins allowed to call the API endpoints; `["*"]` for any.
     pub allowed_origins: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct UpstreamSettings {
     pub id: String,
     pub kind: UpstreamKind,
+    /// Required for `oidc`; the presets derive it (set it only to point a
+    /// preset elsewhere, e.g. a national cloud or a test server).
+    #[serde(default)]
     pub issuer: String,
     pub client_id: String,
     #[serde(default)]
@@ -189,22 +220,87 @@ pub struct UpstreamSettings {
     /// Shown on pages ("Continue with …"); defaults to the id.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// google: the Workspace domain; sent as `hd` and required in the ID token.
+    #[serde(default)]
+    pub hosted_domain: Option<String>,
+    /// entra: a tenant id or domain, or `organizations` / `common`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// entra with `organizations`/`common`: the tenant ids (`tid`) admitted.
+    #[serde(default)]
+    pub allowed_tenants: Vec<String>,
+    /// entra: where the email comes from — `email` (trusted only with
+    /// `xms_edov`) or, single-tenant only, `preferred_username`.
+    #[serde(default)]
+    pub email_claim: Option<String>,
+    /// cognito: the user pool's AWS region and id.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub user_pool_id: Option<String>,
+    /// cognito: the hosted UI domain, when discovery does not name it.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
+
+/// Entra's tenant names that stand for many tenants.
+pub const ENTRA_MULTI_TENANT: [&str; 2] = ["organizations", "common"];
 
 fn default_upstream_scopes() -> Vec<String> {
     ["openid", "email", "profile"].map(String::from).to_vec()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamKind {
     /// Any OpenID Connect provider, found by discovery from `issuer`.
     Oidc,
+    /// Google (accounts.google.com), optionally one Workspace domain.
+    Google,
+    /// Microsoft Entra ID (Azure AD), one tenant or several.
+    Entra,
+    /// An AWS Cognito user pool.
+    Cognito,
     /// The development provider built into the broker (`serve --dev`).
     Dev,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl BrandingSettings {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let hex = self.primary_color.strip_prefix('#').unwrap_or("-");
+        if !matches!(hex.len(), 3 | 6) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            problems.push(format!(
+                "branding.primary_color: {:?} must be a colour like \"#2456d6\"",
+                self.primary_color
+            ));
+        }
+        if let Some(logo) = &self.logo_url {
+            if !Url::parse(logo).is_ok_and(|u| u.scheme() == "https") {
+                problems.push(format!("branding.logo_url: {logo:?} must be an https URL"));
+            }
+        }
+        if self.product_name.trim().is_empty() || self.product_name.chars().any(char::is_control) {
+            problems.push("branding.product_name: must be a non-empty line of text".into());
+        }
+        problems
+    }
+}
+
+impl UpstreamKind {
+    /// As written in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamKind::Oidc => "oidc",
+            UpstreamKind::Google => "google",
+            UpstreamKind::Entra => "entra",
+            UpstreamKind::Cognito => "cognito",
+            UpstreamKind::Dev => "dev",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ServerSettings {
     pub bind: String,
     pub public_url: String,
@@ -214,9 +310,12 @@ pub struct ServerSettings {
     pub readiness_timeout: HumanDuration,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Serve /metrics on this address only (else on `bind`).
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
@@ -224,13 +323,13 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
@@ -251,6 +350,25 @@ impl<'de> Deserialize<'de> for HumanDuration {
                     "{text:?} is not a duration (write e.g. \"30s\", \"15m\", \"1h\", \"30d\")"
                 ))
             })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // In the largest unit that is exact: "90d", not "2months 29days 2h…".
+        let ms = self.0.as_millis();
+        let text = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ]
+        .iter()
+        .find(|(unit, _)| ms > 0 && ms % unit == 0)
+        .map_or(format!("{ms}ms"), |(unit, name)| {
+            format!("{}{name}", ms / unit)
+        });
+        serializer.serialize_str(&text)
     }
 }
 
@@ -278,13 +396,16 @@ impl Settings {
         let parsed: Result<Settings, _> = serde_ignored::deserialize(config, |path| {
             problems.push(format!("unknown setting `{path}`"));
         });
-        let settings = match parsed {
+        let mut settings: Settings = match parsed {
             Ok(settings) => settings,
             Err(e) => {
                 problems.push(e.to_string());
                 return Err(ConfigErrors(problems));
             }
         };
+        for upstream in &mut settings.upstreams {
+            upstream.derive_issuer();
+        }
         problems.extend(settings.problems());
         if problems.is_empty() {
             Ok(settings)
@@ -308,6 +429,13 @@ impl Settings {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(bind) = &self.server.metrics_bind {
+            if bind.parse::<SocketAddr>().is_err() || *bind == self.server.bind {
+                problems.push(format!(
+                    "server.metrics_bind: {bind:?} must be an address like \"0.0.0.0:9090\", other than server.bind"
+                ));
+            }
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "server.bind: {:?} is not an address like \"0.0.0.0:8080\"",
@@ -372,6 +500,7 @@ impl Settings {
             ("oauth.login_ttl", self.oauth.login_ttl),
             ("tokens.access_token_ttl", self.tokens.access_token_ttl),
             ("tokens.refresh_token_ttl", self.tokens.refresh_token_ttl),
+            ("session.lifetime", self.session.lifetime),
         ] {
             if value.0.is_zero() {
                 problems.push(format!("{key}: must be longer than 0s"));
@@ -385,6 +514,7 @@ impl Settings {
         {
             problems.push("registration.initial_access_token: use at least 32 characters".into());
         }
+        problems.extend(self.branding.problems());
         if self.registration.cimd_allow_insecure_hosts && !self.public_url_is_loopback() {
             problems.push(
                 "registration.cimd_allow_insecure_hosts: only for development, with a loopback server.public_url (it lets clients make the broker fetch private addresses)".into(),
@@ -466,6 +596,7 @@ impl Settings {
                     client_secret_file: None,
                     scopes: default_upstream_scopes(),
                     display_name: Some("Development sign-in".into()),
+                    ..UpstreamSettings::blank()
                 },
             );
         }
@@ -479,6 +610,133 @@ impl Settings {
 }
 
 impl UpstreamSettings {
+    /// No optional field set: a base for upstreams built in code.
+    pub fn blank() -> UpstreamSettings {
+        UpstreamSettings {
+            id: String::new(),
+            kind: UpstreamKind::Oidc,
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_env: None,
+            client_secret_file: None,
+            scopes: default_upstream_scopes(),
+            display_name: None,
+            hosted_domain: None,
+            tenant: None,
+            allowed_tenants: Vec::new(),
+            email_claim: None,
+            region: None,
+            user_pool_id: None,
+            domain: None,
+        }
+    }
+
+    /// A preset's issuer, unless one was configured.
+    fn derive_issuer(&mut self) {
+        if !self.issuer.is_empty() {
+            return;
+        }
+        self.issuer = match self.kind {
+            UpstreamKind::Google => "https://accounts.google.com".into(),
+            UpstreamKind::Entra => match &self.tenant {
+                Some(tenant) => format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+                None => return,
+            },
+            UpstreamKind::Cognito => match (&self.region, &self.user_pool_id) {
+                (Some(region), Some(pool)) => {
+                    format!("https://cognito-idp.{region}.amazonaws.com/{pool}")
+                }
+                _ => return,
+            },
+            UpstreamKind::Oidc | UpstreamKind::Dev => return,
+        };
+    }
+
+    /// Entra with `organizations`/`common`: tokens come from many issuers.
+    pub fn is_multi_tenant(&self) -> bool {
+        self.kind == UpstreamKind::Entra
+            && self
+                .tenant
+                .as_deref()
+                .is_some_and(|t| ENTRA_MULTI_TENANT.contains(&t))
+    }
+
+    fn preset_problems(&self, key: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut needs = |field: &str, value: bool| {
+            if !value {
+                problems.push(format!(
+                    "{key}.{field}: required for kind {}",
+                    self.kind.name()
+                ));
+            }
+        };
+        match self.kind {
+            UpstreamKind::Entra => {
+                needs("tenant", self.tenant.is_some());
+                if self.is_multi_tenant() && self.allowed_tenants.is_empty() {
+                    problems.push(format!(
+                        "{key}.allowed_tenants: list the tenant ids admitted when tenant is organizations or common"
+                    ));
+                }
+                match self.email_claim.as_deref() {
+                    None | Some("email") => {}
+                    Some("preferred_username") if self.is_multi_tenant() => problems.push(format!(
+                        "{key}.email_claim: preferred_username is trusted only with a single tenant (another tenant's admin can set it to anything)"
+                    )),
+                    Some("preferred_username") => {}
+                    Some(other) => problems.push(format!(
+                        "{key}.email_claim: {other:?} must be \"email\" or \"preferred_username\""
+                    )),
+                }
+            }
+            UpstreamKind::Cognito => {
+                if self.issuer.is_empty() {
+                    needs("region", self.region.is_some());
+                    needs("user_pool_id", self.user_pool_id.is_some());
+                }
+            }
+            UpstreamKind::Oidc => needs("issuer", !self.issuer.is_empty()),
+            UpstreamKind::Google | UpstreamKind::Dev => {}
+        }
+        let misplaced = [
+            (
+                "hosted_domain",
+                self.hosted_domain.is_some(),
+                UpstreamKind::Google,
+            ),
+            ("tenant", self.tenant.is_some(), UpstreamKind::Entra),
+            (
+                "allowed_tenants",
+                !self.allowed_tenants.is_empty(),
+                UpstreamKind::Entra,
+            ),
+            (
+                "email_claim",
+                self.email_claim.is_some(),
+                UpstreamKind::Entra,
+            ),
+            ("region", self.region.is_some(), UpstreamKind::Cognito),
+            (
+                "user_pool_id",
+                self.user_pool_id.is_some(),
+                UpstreamKind::Cognito,
+            ),
+            ("domain", self.domain.is_some(), UpstreamKind::Cognito),
+        ];
+        for (field, set, kind) in misplaced {
+            if set && self.kind != kind {
+                problems.push(format!(
+                    "{key}.{field}: only for kind {}, not {}",
+                    kind.name(),
+                    self.kind.name()
+                ));
+            }
+        }
+        problems
+    }
+
     fn problems(
         &self,
         index: usize,
@@ -504,9 +762,11 @@ impl UpstreamSettings {
                 self.id
             ));
         }
+        problems.extend(self.preset_problems(&key));
         match Url::parse(&self.issuer) {
             Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)) => {
             }
+            _ if self.issuer.is_empty() => {}
             _ => problems.push(format!(
                 "{key}.issuer: {:?} must be an https URL (http only on a loopback host)",
                 self.issuer
@@ -551,8 +811,13 @@ impl UpstreamSettings {
         Ok(self.client_secret.clone())
     }
 
+    /// The provider's name for people ("Continue with …").
     pub fn label(&self) -> &str {
-        self.display_name.as_deref().unwrap_or(&self.id)
+        self.display_name.as_deref().unwrap_or(match self.kind {
+            UpstreamKind::Google => "Google",
+            UpstreamKind::Entra => "Microsoft",
+            _ => &self.id,
+        })
     }
 }
 
@@ -715,6 +980,55 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("\"soon\" is not a duration"), "{p:?}");
         assert!(p[0].contains("server.request_timeout"), "{p:?}");
+    }
+
+    #[test]
+    fn presets_derive_their_issuer_and_check_their_fields() {
+        let file = "[[upstreams]]\nid = \"g\"\nkind = \"google\"\nclient_id = \"c\"\nhosted_domain = \"corp.example\"\n\n\
+            [[upstreams]]\nid = \"m\"\nkind = \"entra\"\ntenant = \"organizations\"\nallowed_tenants = [\"t1\"]\nclient_id = \"c\"\n\n\
+            [[upstreams]]\nid = \"a\"\nkind = \"cognito\"\nregion = \"eu-west-1\"\nuser_pool_id = \"eu-west-1_X\"\nclient_id = \"c\"\n";
+        let s = load_with(Some(file), &[]).unwrap();
+        let issuers: Vec<&str> = s.upstreams.iter().map(|u| u.issuer.as_str()).collect();
+        assert_eq!(
+            issuers,
+            [
+                "https://accounts.google.com",
+                "https://login.microsoftonline.com/organizations/v2.0",
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X"
+            ]
+        );
+        assert_eq!(s.upstreams[0].label(), "Google");
+        assert_eq!(s.upstreams[1].label(), "Microsoft");
+
+        let bad = "[[upstreams]]\nid = \"m\"\nkind = \"entra\"\nclient_id = \"c\"\n\n\
+            [[upstreams]]\nid = \"n\"\nkind = \"entra\"\ntenant = \"common\"\nemail_claim = \"preferred_username\"\nclient_id = \"c\"\n\n\
+            [[upstreams]]\nid = \"o\"\nkind = \"oidc\"\nclient_id = \"c\"\nhosted_domain = \"x.example\"\n\n\
+            [[upstreams]]\nid = \"p\"\nkind = \"cognito\"\nclient_id = \"c\"\n";
+        let p = problems(Some(bad), &[]);
+        for expected in [
+            "upstreams[0].tenant: required for kind entra",
+            "upstreams[1].allowed_tenants: list the tenant ids",
+            "upstreams[1].email_claim: preferred_username is trusted only with a single tenant",
+            "upstreams[2].issuer: required for kind oidc",
+            "upstreams[2].hosted_domain: only for kind google, not oidc",
+            "upstreams[3].region: required for kind cognito",
+            "upstreams[3].user_pool_id: required for kind cognito",
+        ] {
+            assert!(
+                p.iter().any(|l| l.starts_with(expected)),
+                "{expected}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn branding_is_checked() {
+        let p = problems(
+            Some("[branding]\nprimary_color = \"red;}body{display:none\"\nlogo_url = \"http://x.example/l.png\"\n"),
+            &[],
+        );
+        assert!(p[0].starts_with("branding.primary_color"), "{p:?}");
+        assert!(p[1].starts_with("branding.logo_url"), "{p:?}");
     }
 
     #[test]

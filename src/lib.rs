@@ -7,6 +7,7 @@ pub mod bearer;
 pub mod config;
 mod health;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod rate_limit;
@@ -16,6 +17,7 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod tool_audit;
 pub mod upstream;
 pub mod web;
 
@@ -23,12 +25,13 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::config::{Settings, UpstreamKind};
+use crate::config::{BrandingSettings, Settings, UpstreamKind};
 use crate::oauth::ClientKeyCache;
 use crate::outbound::Outbound;
 use crate::revocation::RevocationView;
 use crate::store::{Store, StoreError};
 use crate::tokens::{AccessClaims, KeyError, KeySet, Keys, Signer, TokenError, VerifiedTokens};
+use crate::tool_audit::ToolAudit;
 use crate::upstream::dev_idp::DevIdp;
 use crate::upstream::Upstreams;
 
@@ -41,6 +44,8 @@ pub enum StartError {
     Keys(#[from] KeyError),
     #[error("{0}")]
     Upstream(String),
+    #[error("server.metrics_bind: {0}")]
+    Metrics(std::io::Error),
 }
 
 /// Shared by every request; cheap to clone.
@@ -61,6 +66,8 @@ struct Inner {
     mcp_resource: String,
     verified: VerifiedTokens,
     revocation: RevocationView,
+    branding: Arc<BrandingSettings>,
+    tool_audit: ToolAudit,
 }
 
 impl AppState {
@@ -90,6 +97,9 @@ impl AppState {
             RevocationView::new(&settings.revocation, settings.tokens.access_token_ttl.0);
         let verified = VerifiedTokens::new(settings.revocation.verified_token_cache);
         let mcp_resource = settings.mcp_resource();
+        let branding = Arc::new(settings.branding.clone());
+        let tool_audit = ToolAudit::start(store.clone());
+        metrics::recorder();
         Ok(AppState {
             inner: Arc::new(Inner {
                 settings,
@@ -102,6 +112,8 @@ impl AppState {
                 mcp_resource,
                 verified,
                 revocation,
+                branding,
+                tool_audit,
             }),
         })
     }
@@ -117,6 +129,16 @@ impl AppState {
     /// Fetches URLs that clients name, refusing private addresses.
     pub fn outbound(&self) -> &Outbound {
         &self.inner.outbound
+    }
+
+    /// Where tool calls are logged (batched, off the request path).
+    pub fn tool_audit(&self) -> &ToolAudit {
+        &self.inner.tool_audit
+    }
+
+    /// How this deployment's pages look.
+    pub fn branding(&self) -> Arc<BrandingSettings> {
+        self.inner.branding.clone()
     }
 
     /// Clients' `jwks_uri` key sets, cached on this replica.
@@ -221,6 +243,13 @@ impl AppState {
 }
 
 /// The whole HTTP surface; tests build the same router.
+/// `/metrics` alone, for `server.metrics_bind`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics::page))
+        .with_state(state)
+}
+
 pub fn app(state: AppState) -> Router {
     let settings = state.settings().clone();
     let any_origin = ["*".to_string()];
@@ -240,5 +269,14 @@ pub fn app(state: AppState) -> Router {
     if let Some(dev) = &state.inner.dev_idp {
         router = router.nest_service("/dev-idp", dev.clone().router());
     }
+    if settings.server.metrics_bind.is_none() {
+        router = router.route("/metrics", axum::routing::get(metrics::page));
+    }
+    let router = router
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::with_branding,
+        ));
     server::with_middleware(router, &settings).with_state(state)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use mcp_auth_broker::admin::clients::Selection;
 use mcp_auth_broker::admin::{self, users::ExportFormat, AdminError};
 use mcp_auth_broker::allowlist::{Email, Role, Status, UserChange};
 use mcp_auth_broker::config::{Settings, Sources};
@@ -37,8 +38,20 @@ enum Command {
         #[arg(long)]
         dev: bool,
     },
+    /// Check the configuration and print the effective settings (secrets masked).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check the database, each upstream's discovery and keys, the clock,
+    /// and that the public URL answers; exit 1 if anything fails.
+    Doctor,
     #[command(flatten)]
     Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate (errors exit 2) and print the effective settings.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +67,91 @@ enum AdminCommand {
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// See and revoke the clients people approved.
+    #[command(subcommand)]
+    Consents(ConsentsCommand),
+    /// See, disable and delete OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Revoke tokens in bulk.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Show every client.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse a client from now on and revoke the tokens it holds.
+    Disable { id: String },
+    /// Accept a disabled client again.
+    Enable { id: String },
+    /// Delete a client and revoke the tokens it holds.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Revoke the grants (refresh and access tokens, approvals) of one
+    /// person, of one client, or of everyone.
+    #[command(group = clap::ArgGroup::new("whose").required(true).multiple(false))]
+    Revoke {
+        #[arg(long, value_name = "EMAIL", group = "whose")]
+        user: Option<String>,
+        #[arg(long, value_name = "ID", group = "whose")]
+        client: Option<String>,
+        #[arg(long, group = "whose")]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print recent audit entries, oldest first.
+    Tail {
+        /// Only this person's entries.
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// How far back, e.g. 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentsCommand {
+    /// Show the clients a person approved.
+    List {
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take back a person's approval of one client (or of all), revoking
+    /// the tokens the client holds for them.
+    Revoke {
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        #[arg(long, value_name = "ID")]
+        client: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +163,8 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take a key out of service now (e.g. it leaked); its tokens stop working.
+    Retire { kid: String },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +242,10 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(AdminError::CheckFailed(report)) => {
+            println!("{report}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()
@@ -152,6 +256,8 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> Result<String, AdminError> {
     match command {
         Command::Serve { dev } => serve(settings, dev).await,
+        Command::Config(ConfigCommand::Check) => admin::diagnose::config_check(&settings),
+        Command::Doctor => admin::diagnose::doctor(&settings).await,
         Command::Admin(command) => admin(command, settings).await,
     }
 }
@@ -170,6 +276,28 @@ async fn admin(command: AdminCommand, settings: Settings) -> Result<String, Admi
         AdminCommand::Domains(command) => domains(&store, command).await,
         AdminCommand::Keys(KeysCommand::Rotate) => admin::keys::rotate(&store, &settings).await,
         AdminCommand::Keys(KeysCommand::List { json }) => admin::keys::list(&store, json).await,
+        AdminCommand::Keys(KeysCommand::Retire { kid }) => admin::keys::retire(&store, &kid).await,
+        AdminCommand::Clients(command) => clients(&store, command).await,
+        AdminCommand::Tokens(TokensCommand::Revoke { user, client, all }) => {
+            let selection = match (&user, &client, all) {
+                (Some(user), _, _) => Selection::User(user),
+                (_, Some(client), _) => Selection::Client(client),
+                _ => Selection::All,
+            };
+            admin::clients::revoke_tokens(&store, selection).await
+        }
+        AdminCommand::Audit(AuditCommand::Tail {
+            user,
+            since,
+            limit,
+            json,
+        }) => admin::audit::tail(&store, user.as_deref(), since, limit, json).await,
+        AdminCommand::Consents(ConsentsCommand::List { user, json }) => {
+            admin::consents::list(&store, &user, json).await
+        }
+        AdminCommand::Consents(ConsentsCommand::Revoke { user, client }) => {
+            admin::consents::revoke(&store, &user, client.as_deref()).await
+        }
     };
     store.close().await;
     output
@@ -214,6 +342,17 @@ async fn seed_dev_user(settings: &Settings) -> Result<(), AdminError> {
          try it with:    npx @modelcontextprotocol/inspector   (then connect to {issuer}/mcp)\n"
     );
     Ok(())
+}
+
+async fn clients(store: &Store, command: ClientsCommand) -> Result<String, AdminError> {
+    use admin::clients;
+    match command {
+        ClientsCommand::List { json } => clients::list(store, json).await,
+        ClientsCommand::Show { id, json } => clients::show(store, &id, json).await,
+        ClientsCommand::Disable { id } => clients::disable(store, &id).await,
+        ClientsCommand::Enable { id } => clients::enable(store, &id).await,
+        ClientsCommand::Delete { id } => clients::delete(store, &id).await,
+    }
 }
 
 async fn users(store: &Store, command: UsersCommand) -> Result<String, AdminError> {

@@ -92,6 +92,16 @@ pub async fn serve(
             true
         }
     };
+    let metrics_server = match &state.settings().server.metrics_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(StartError::Metrics)?;
+            let metrics = crate::metrics_app(state.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, metrics).await },
+            ))
+        }
+        None => None,
+    };
     let router = app(state.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
@@ -118,12 +128,16 @@ pub async fn serve(
     }
     housekeeper.abort();
     watcher.abort();
+    if let Some(metrics) = metrics_server {
+        metrics.abort();
+    }
     store.close().await;
     Ok(())
 }
 
-/// Every minute, on every replica: sweep expired rows, and pick up (or
-/// rotate, or retire) signing keys so all replicas agree within a minute.
+/// Every minute, on every replica: sweep expired rows, pick up (or rotate,
+/// or retire) signing keys so all replicas agree within a minute, and renew
+/// upstream metadata before a login has to wait for it.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.tick().await; // the first tick is immediate; start-up just did this
@@ -141,6 +155,7 @@ async fn housekeeping(state: AppState) {
         if let Err(e) = state.maintain_keys().await {
             tracing::warn!(error = %e, "cannot maintain signing keys");
         }
+        state.upstreams().refresh_stale().await;
     }
 }
 

@@ -385,6 +385,7 @@ impl Ctx {
     /// /authorize in the browser, stopping at the provider: the pending
     /// request's id (the upstream `state`) and the provider's URL.
     async fn start_login(&self, client: &str, pkce: &Pkce) -> (String, String) {
+        self.flow.sign_out().await;
         let r = self
             .flow
             .get(&self.flow.authorize_url(client, pkce, &[]))
@@ -1082,11 +1083,11 @@ attacks! {
         let pkce = Pkce::new();
         let before = ctx.snapshot().await;
         for scope in [
-            "mcp:tools mcp:admin",
-            "mcp:admin",
-            "mcp:tools\nmcp:admin",
-            "mcp:tools\tmcp:admin",
-            "mcp:tools+mcp:admin",
+            "mcp:tools mcp:root",
+            "mcp:root",
+            "mcp:tools\nmcp:root",
+            "mcp:tools\tmcp:root",
+            "mcp:tools+mcp:root",
             "openid offline_access",
             "mcp:*",
         ] {

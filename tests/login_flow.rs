@@ -42,7 +42,7 @@ async fn discovery_documents_agree_on_the_issuer() {
         assert_eq!(prm["resource"], format!("{issuer}/mcp"));
         assert_eq!(prm["authorization_servers"], json!([issuer]));
         assert_eq!(prm["bearer_methods_supported"], json!(["header"]));
-        assert_eq!(prm["scopes_supported"], json!(["mcp:tools"]));
+        assert_eq!(prm["scopes_supported"], json!(["mcp:tools", "mcp:admin"]));
     }
     for path in [
         "/.well-known/oauth-authorization-server",

@@ -52,3 +52,24 @@ pub async fn list(store: &Store, as_json: bool) -> Result<String, AdminError> {
         .collect();
     Ok(table::render(&["KID", "ALGORITHM", "CREATED"], &rows))
 }
+
+/// Takes a key out of service now (say it leaked): tokens it signed stop
+/// validating on every replica within a minute. The last key in service
+/// cannot go; rotate first.
+pub async fn retire(store: &Store, kid: &str) -> Result<String, AdminError> {
+    let keys = store.signing_keys().await?;
+    if !keys.iter().any(|k| k.kid == kid) {
+        return Err(AdminError::NotFound(format!(
+            "no signing key {kid} in service"
+        )));
+    }
+    if keys.len() == 1 {
+        return Err(AdminError::BadInput(format!(
+            "{kid} is the only signing key in service: run `keys rotate` first"
+        )));
+    }
+    store.retire_signing_key(kid, crate::store::now()).await?;
+    Ok(format!(
+        "retired {kid}; tokens it signed are refused on every replica within a minute"
+    ))
+}

@@ -1,6 +1,10 @@
 //! Admin CLI commands over the store. Each returns what to print or an
 //! `AdminError` whose exit status scripts can rely on.
 
+pub mod audit;
+pub mod clients;
+pub mod consents;
+pub mod diagnose;
 pub mod domains;
 pub mod keys;
 mod table;
@@ -22,12 +26,15 @@ pub enum AdminError {
     /// Exit 3: the database cannot be reached.
     #[error("{0}")]
     Unavailable(String),
+    /// Exit 1: `doctor` found a problem (the report says which).
+    #[error("{0}")]
+    CheckFailed(String),
 }
 
 impl AdminError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            AdminError::NotFound(_) => 1,
+            AdminError::NotFound(_) | AdminError::CheckFailed(_) => 1,
             AdminError::BadInput(_) => 2,
             AdminError::Unavailable(_) => 3,
         })

@@ -1,27 +1,71 @@
 //! The layer in front of /mcp: only a valid token with the tools scope gets
 //! through, and its identity travels to the tools in the request extensions.
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use crate::bearer::{bearer_of, challenge, identify};
+use super::tools::ADMIN_TOOLS;
+use crate::bearer::{bearer_of, challenge, identify, BearerError};
 use crate::AppState;
 
 /// Every tool of the built-in endpoint needs this scope.
 pub const TOOLS_SCOPE: &str = "mcp:tools";
+/// The allowlist tools need this one too.
+pub const ADMIN_SCOPE: &str = "mcp:admin";
+/// What a client must ask for to call an admin tool (RFC 6750 §3.1).
+const ADMIN_STEP_UP: &str = "mcp:tools mcp:admin";
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     // Only the header crosses the await (a borrowed Request is not Send);
     // cloning it shares its bytes rather than copying the token.
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let token = authorization.as_ref().and_then(bearer_of);
-    match identify(&app, token, Some(TOOLS_SCOPE)).await {
-        Ok(identity) => {
-            request.extensions_mut().insert(identity);
-            next.run(request).await
+    let identity = match identify(&app, token, Some(TOOLS_SCOPE)).await {
+        Ok(identity) => identity,
+        Err(e) => return challenge(&app, e),
+    };
+    if !identity.claims.scopes().any(|s| s == ADMIN_SCOPE) {
+        // The body is small (the server's body limit applies); reading it
+        // here lets a call to an admin tool be answered with the step-up
+        // challenge clients know, instead of a tool error they cannot act on.
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, app.settings().server.max_body_bytes).await
+        else {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+                .into_response();
+        };
+        if calls_admin_tool(&bytes) {
+            return challenge(&app, BearerError::InsufficientScope(ADMIN_STEP_UP));
         }
-        Err(e) => challenge(&app, e),
+        request = Request::from_parts(parts, Body::from(bytes));
     }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// Whether a JSON-RPC message is a `tools/call` of an admin tool.
+fn calls_admin_tool(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow)]
+        method: Option<&'a str>,
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+    }
+    serde_json::from_slice::<Call>(body).is_ok_and(|call| {
+        call.method == Some("tools/call")
+            && call
+                .params
+                .and_then(|p| p.name)
+                .is_some_and(|name| ADMIN_TOOLS.contains(&name.as_str()))
+    })
 }

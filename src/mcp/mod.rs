@@ -36,7 +36,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .with_allowed_hosts(hosts);
     let service: StreamableHttpService<tools::BrokerTools, NeverSessionManager> =
         StreamableHttpService::new(
-            || Ok(tools::BrokerTools::default()),
+            {
+                let app = app.clone();
+                move || Ok(tools::BrokerTools::new(app.clone()))
+            },
             Arc::new(NeverSessionManager::default()),
             config,
         );

@@ -1,15 +1,18 @@
 //! `GET /authorize`: check the request, remember it in the database, and send
 //! the person to the upstream provider.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::login::{after_login, Next};
 use super::redirect_uri;
+use crate::allowlist::{AllowedUser, Status};
 use crate::secrets;
-use crate::store::{now, AuthRequest, Client};
+use crate::store::{now, AuthRequest, BrowserSession, Client};
+use crate::upstream::Upstream;
 use crate::web::ErrorPage;
 use crate::AppState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct AuthorizeQuery {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
@@ -42,11 +45,31 @@ impl From<crate::store::StoreError> for Refusal {
     }
 }
 
-pub struct Started {
-    /// The upstream provider's authorization URL.
-    pub location: String,
-    /// Binds the pending request to this browser (set as a cookie).
-    pub browser_secret: String,
+/// Where a valid authorization request goes next.
+pub enum Started {
+    /// To the upstream provider's authorization URL.
+    Upstream {
+        location: String,
+        /// Binds the pending request to this browser (set as a cookie).
+        browser_secret: String,
+    },
+    /// Several providers and no `idp_hint`: the person picks one.
+    Chooser(ChooserPage),
+    /// The browser's broker session vouches for the person already.
+    SignedIn { next: Next, browser_secret: String },
+}
+
+/// "Continue with …", one button per upstream.
+#[derive(askama::Template)]
+#[template(path = "chooser.html")]
+pub struct ChooserPage {
+    pub choices: Vec<(String, String)>,
+}
+
+/// What the browser brings to /authorize.
+pub struct Browser {
+    pub login_secret: Option<String>,
+    pub session_secret: Option<String>,
 }
 
 /// `redirect_uri` with `params` added to its query (existing ones kept).
@@ -87,7 +110,7 @@ pub fn error_redirect(
 pub async fn start(
     app: &AppState,
     q: AuthorizeQuery,
-    browser_secret: Option<String>,
+    browser: Browser,
 ) -> Result<Started, Refusal> {
     let client = trusted_client(app, q.client_id.as_deref()).await?;
     let redirect_uri = trusted_redirect(&client, q.redirect_uri.as_deref())?;
@@ -161,9 +184,26 @@ pub async fn start(
             ));
         }
     }
-    let upstream = match q.idp_hint.as_deref() {
-        Some(hint) => app.upstreams().get(hint),
-        None => app.upstreams().first(),
+    let signed_in = match browser_session(app, browser.session_secret.as_deref()).await? {
+        Some(session)
+            if q.idp_hint
+                .as_deref()
+                .is_none_or(|h| h == session.upstream_id) =>
+        {
+            active_user(app, &session.user_id)
+                .await?
+                .map(|user| (session, user))
+        }
+        _ => None,
+    };
+    let upstream = match (&q.idp_hint, &signed_in) {
+        (_, Some((session, _))) => app.upstreams().get(&session.upstream_id),
+        (Some(hint), None) => app.upstreams().get(hint),
+        (None, None) => match app.upstreams().all() {
+            [only] => Some(only),
+            [] => None,
+            several => return Ok(Started::Chooser(chooser(app, &q, several))),
+        },
     }
     .ok_or_else(|| {
         Refusal::Page(ErrorPage::bad_request(
@@ -171,7 +211,7 @@ pub async fn start(
         ))
     })?;
 
-    let browser_secret = browser_secret.unwrap_or_else(secrets::generate);
+    let browser_secret = browser.login_secret.unwrap_or_else(secrets::generate);
     let created_at = now();
     let request = AuthRequest {
         id: secrets::generate(),
@@ -190,6 +230,14 @@ pub async fn start(
         created_at,
         expires_at: created_at + settings.oauth.login_ttl.0.as_secs() as i64,
     };
+    if let Some((_, user)) = signed_in {
+        app.store().insert_auth_request(&request).await?;
+        let next = after_login(app, &request, &user).await?;
+        return Ok(Started::SignedIn {
+            next,
+            browser_secret,
+        });
+    }
     let location = upstream
         .authorize_url(
             &app.callback_url(),
@@ -198,22 +246,87 @@ pub async fn start(
             &request.upstream_verifier,
         )
         .await
-        .map_err(|e| {
-            tracing::warn!(upstream = %upstream.settings.id, error = %e, "upstream unavailable");
-            Refusal::Page(ErrorPage::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "The identity provider is unavailable",
-                format!(
-                    "{} cannot be reached right now. Please try again in a moment.",
-                    upstream.settings.label()
-                ),
-            ))
-        })?;
+        .map_err(|e| unreachable(app, upstream, &q, &e))?;
     app.store().insert_auth_request(&request).await?;
-    Ok(Started {
+    Ok(Started::Upstream {
         location,
         browser_secret,
     })
+}
+
+async fn browser_session(
+    app: &AppState,
+    secret: Option<&str>,
+) -> Result<Option<BrowserSession>, Refusal> {
+    match secret {
+        Some(secret) => Ok(app.store().session(&secrets::hash(secret), now()).await?),
+        None => Ok(None),
+    }
+}
+
+/// The person behind a broker session, if they may still sign in.
+async fn active_user(app: &AppState, user_id: &str) -> Result<Option<AllowedUser>, Refusal> {
+    Ok(app
+        .store()
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.status == Status::Active))
+}
+
+fn chooser(
+    app: &AppState,
+    q: &AuthorizeQuery,
+    upstreams: &[std::sync::Arc<Upstream>],
+) -> ChooserPage {
+    let choices = upstreams
+        .iter()
+        .map(|u| {
+            let hinted = AuthorizeQuery {
+                idp_hint: Some(u.settings.id.clone()),
+                ..q.clone()
+            };
+            (
+                format!("Continue with {}", u.settings.label()),
+                authorize_link(app, &hinted),
+            )
+        })
+        .collect();
+    ChooserPage { choices }
+}
+
+fn authorize_link(app: &AppState, q: &AuthorizeQuery) -> String {
+    format!(
+        "{}/authorize?{}",
+        app.settings().issuer(),
+        serde_urlencoded::to_string(q).unwrap_or_default()
+    )
+}
+
+/// The provider could not be reached to start the login.
+fn unreachable(
+    app: &AppState,
+    upstream: &Upstream,
+    q: &AuthorizeQuery,
+    error: &crate::upstream::UpstreamError,
+) -> Refusal {
+    tracing::warn!(upstream = %upstream.settings.id, error = %error, "upstream unavailable");
+    Refusal::Page(
+        ErrorPage::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "The identity provider is unavailable",
+            format!(
+                "{} cannot be reached right now. Please try again in a moment.",
+                upstream.settings.label()
+            ),
+        )
+        .with_retry(authorize_link(
+            app,
+            &AuthorizeQuery {
+                idp_hint: Some(upstream.settings.id.clone()),
+                ..q.clone()
+            },
+        )),
+    )
 }
 
 async fn trusted_client(app: &AppState, client_id: Option<&str>) -> Result<Client, Refusal> {

@@ -10,18 +10,36 @@ use crate::config::Settings;
 use crate::rate_limit::client_address;
 use crate::AppState;
 
-fn cookie_name(settings: &Settings) -> &'static str {
-    // The __Host- prefix needs Secure, which plain-http loopback cannot have.
-    if settings.issuer().starts_with("https://") {
-        "__Host-mcp_broker_login"
-    } else {
-        "mcp_broker_login"
+/// The broker's two cookies: one binds a pending login to the browser
+/// that started it, the other is the broker session after a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookie {
+    Login,
+    Session,
+}
+
+impl Cookie {
+    fn name(self, settings: &Settings) -> &'static str {
+        // The __Host- prefix needs Secure, which plain-http loopback cannot have.
+        match (self, settings.issuer().starts_with("https://")) {
+            (Cookie::Login, true) => "__Host-mcp_broker_login",
+            (Cookie::Login, false) => "mcp_broker_login",
+            (Cookie::Session, true) => "__Host-mcp_broker_session",
+            (Cookie::Session, false) => "mcp_broker_session",
+        }
+    }
+
+    fn max_age(self, settings: &Settings) -> u64 {
+        match self {
+            Cookie::Login => settings.oauth.login_ttl.0.as_secs(),
+            Cookie::Session => settings.session.lifetime.0.as_secs(),
+        }
     }
 }
 
 /// The secret from our cookie, if the browser sent one that looks like ours.
-pub fn secret(settings: &Settings, headers: &HeaderMap) -> Option<String> {
-    let name = cookie_name(settings);
+pub fn secret(settings: &Settings, headers: &HeaderMap, cookie: Cookie) -> Option<String> {
+    let name = cookie.name(settings);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -37,18 +55,26 @@ pub fn secret(settings: &Settings, headers: &HeaderMap) -> Option<String> {
         })
 }
 
-pub fn set_cookie(settings: &Settings, secret: &str) -> HeaderValue {
+pub fn set_cookie(settings: &Settings, cookie: Cookie, secret: &str) -> HeaderValue {
+    cookie_header(settings, cookie, secret, cookie.max_age(settings))
+}
+
+/// Tells the browser to forget the cookie.
+pub fn clear_cookie(settings: &Settings, cookie: Cookie) -> HeaderValue {
+    cookie_header(settings, cookie, "", 0)
+}
+
+fn cookie_header(settings: &Settings, cookie: Cookie, value: &str, max_age: u64) -> HeaderValue {
     let secure = if settings.issuer().starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    let max_age = settings.oauth.login_ttl.0.as_secs();
-    let value = format!(
-        "{}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        cookie_name(settings)
+    let text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie.name(settings)
     );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The caller's address (behind `server.trusted_proxies`, the forwarded one).

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::authorize::{error_redirect, redirect_with};
 use crate::allowlist::{AllowedUser, Email, Status, UserChange};
 use crate::secrets;
-use crate::store::{now, AuditEvent, AuthCode, AuthRequest, Store};
-use crate::upstream::UpstreamIdentity;
+use crate::store::{now, AuditEvent, AuthCode, AuthRequest, BrowserSession, Store};
+use crate::upstream::{UpstreamError, UpstreamIdentity};
 use crate::web::{Back, ErrorPage};
 use crate::AppState;
 
@@ -53,11 +53,18 @@ pub struct Origin {
     pub browser_secret: Option<String>,
 }
 
+/// A successful upstream login: what comes next, and the broker session
+/// the browser now holds.
+pub struct SignedIn {
+    pub next: Next,
+    pub session_secret: String,
+}
+
 pub async fn callback(
     app: &AppState,
     q: CallbackQuery,
     origin: &Origin,
-) -> Result<Next, ErrorPage> {
+) -> Result<SignedIn, ErrorPage> {
     let request = pending(app, q.state.as_deref(), origin).await?;
     let store = app.store();
     let upstream = app.upstreams().get(&request.upstream_id).ok_or_else(|| {
@@ -78,7 +85,8 @@ pub async fn callback(
             StatusCode::BAD_REQUEST,
             "Sign-in was not completed",
             format!("{} said: {detail}", upstream.settings.label()),
-        ));
+        )
+        .with_retry(restart_url(app, &request)));
     }
     let code = q
         .code
@@ -104,17 +112,29 @@ pub async fn callback(
                 origin,
             )
             .await;
-            return Err(ErrorPage::new(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in could not be verified",
-                format!(
-                    "The answer from {} could not be verified. Please try again.",
-                    upstream.settings.label()
+            return Err(match e {
+                UpstreamError::Refused(reason) => ErrorPage::new(
+                    StatusCode::FORBIDDEN,
+                    "Access denied",
+                    format!(
+                        "Sign-in with {} is not accepted here: {reason}.",
+                        upstream.settings.label()
+                    ),
                 ),
-            ));
+                _ => ErrorPage::new(
+                    StatusCode::BAD_GATEWAY,
+                    "Sign-in could not be verified",
+                    format!(
+                        "{} did not answer properly, so the sign-in could not be verified.",
+                        upstream.settings.label()
+                    ),
+                )
+                .with_retry(restart_url(app, &request)),
+            });
         }
     };
-    match admit(store, &identity, &upstream.settings.id).await? {
+    let linking = app.settings().allowlist.link_providers;
+    match admit(store, &identity, &upstream.settings.id, linking).await? {
         Ok(user) => {
             audit(
                 store,
@@ -125,35 +145,23 @@ pub async fn callback(
                 origin,
             )
             .await;
-            let scopes: Vec<&str> = request.scope.split_whitespace().collect();
-            if store
-                .has_consent(&user.user_id, &request.client_id, &scopes)
-                .await?
-            {
-                return issue_code(app, &request, &user.user_id)
-                    .await
-                    .map(Next::Redirect);
-            }
-            let csrf = secrets::generate();
+            let session_secret = secrets::generate();
+            let at = now();
             store
-                .bind_auth_request(&request.id, Some(&user.user_id), &secrets::hash(&csrf))
+                .start_session(
+                    &secrets::hash(&session_secret),
+                    &BrowserSession {
+                        user_id: user.user_id.clone(),
+                        upstream_id: upstream.settings.id.clone(),
+                    },
+                    at,
+                    at + app.settings().session.lifetime.0.as_secs() as i64,
+                )
                 .await?;
-            let client = store.client(&request.client_id).await?;
-            let name = client
-                .and_then(|c| c.client_name)
-                .unwrap_or_else(|| request.client_id.clone());
-            Ok(Next::Consent(Box::new(ConsentPage {
-                action: format!("{}/consent", app.settings().issuer()),
-                request: request.id.clone(),
-                csrf,
-                client: name,
-                redirect_host: url::Url::parse(&request.redirect_uri)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                email: user.email.to_string(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            })))
+            Ok(SignedIn {
+                next: after_login(app, &request, &user).await?,
+                session_secret,
+            })
         }
         Err(denial) => {
             audit(
@@ -182,6 +190,65 @@ pub async fn callback(
             Err(page)
         }
     }
+}
+
+/// A person known to be signed in (just now upstream, or by the broker
+/// session) and allowed: the code at once if they approved this client
+/// before, else the consent page.
+pub async fn after_login(
+    app: &AppState,
+    request: &AuthRequest,
+    user: &AllowedUser,
+) -> Result<Next, ErrorPage> {
+    let store = app.store();
+    let scopes: Vec<&str> = request.scope.split_whitespace().collect();
+    if store
+        .has_consent(&user.user_id, &request.client_id, &scopes)
+        .await?
+    {
+        return issue_code(app, request, &user.user_id)
+            .await
+            .map(Next::Redirect);
+    }
+    let csrf = secrets::generate();
+    store
+        .bind_auth_request(&request.id, Some(&user.user_id), &secrets::hash(&csrf))
+        .await?;
+    let client = store.client(&request.client_id).await?;
+    let name = client
+        .and_then(|c| c.client_name)
+        .unwrap_or_else(|| request.client_id.clone());
+    Ok(Next::Consent(Box::new(ConsentPage {
+        action: format!("{}/consent", app.settings().issuer()),
+        request: request.id.clone(),
+        csrf,
+        client: name,
+        redirect_host: url::Url::parse(&request.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default(),
+        email: user.email.to_string(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    })))
+}
+
+/// /authorize again with the client's original parameters (its PKCE
+/// challenge too, so the client's verifier still fits).
+pub fn restart_url(app: &AppState, request: &AuthRequest) -> String {
+    let mut url = format!("{}/authorize?", app.settings().issuer());
+    url.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &request.client_id)
+            .append_pair("redirect_uri", &request.redirect_uri)
+            .append_pair("code_challenge", &request.code_challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("scope", &request.scope)
+            .append_pair("resource", &request.resource)
+            .extend_pairs(request.state.as_deref().map(|s| ("state", s)))
+            .finish(),
+    );
+    url
 }
 
 pub async fn decide(app: &AppState, form: ConsentForm, origin: &Origin) -> Result<Next, ErrorPage> {
@@ -226,17 +293,13 @@ async fn pending(
     id: Option<&str>,
     origin: &Origin,
 ) -> Result<AuthRequest, ErrorPage> {
-    let expired = || {
+    let gone = || {
         ErrorPage::bad_request(
             "This sign-in has expired or was already used. Start again from your application.",
         )
     };
-    let id = id.filter(|s| !s.is_empty()).ok_or_else(expired)?;
-    let request = app
-        .store()
-        .auth_request(id, now())
-        .await?
-        .ok_or_else(expired)?;
+    let id = id.filter(|s| !s.is_empty()).ok_or_else(gone)?;
+    let request = app.store().auth_request(id).await?.ok_or_else(gone)?;
     let same_browser = origin
         .browser_secret
         .as_deref()
@@ -247,6 +310,13 @@ async fn pending(
             "Sign-in started elsewhere",
             "This sign-in was started in another browser (or your cookies were cleared). Start again from your application.",
         ));
+    }
+    if request.expires_at <= now() {
+        let minutes = app.settings().oauth.login_ttl.0.as_secs().div_ceil(60);
+        return Err(ErrorPage::bad_request(format!(
+            "This sign-in took longer than the {minutes} minutes it may take, so it was stopped to keep your account safe. You can start it again."
+        ))
+        .with_retry(restart_url(app, &request)));
     }
     Ok(request)
 }
@@ -263,6 +333,7 @@ async fn admit(
     store: &Store,
     identity: &UpstreamIdentity,
     upstream: &str,
+    link_providers: bool,
 ) -> Result<Result<AllowedUser, Denial>, ErrorPage> {
     let Some(raw) = identity.email.as_deref() else {
         return Ok(Err(Denial {
@@ -311,6 +382,18 @@ async fn admit(
         return Ok(Err(Denial {
             reason: "suspended",
             message: format!("{email} is suspended on this server — ask an administrator."),
+        }));
+    }
+    let same_identity = match (&user.provider, &user.provider_subject) {
+        (Some(provider), Some(subject)) => provider == upstream && *subject == identity.subject,
+        _ => true,
+    };
+    if !same_identity && !link_providers {
+        return Ok(Err(Denial {
+            reason: "other_identity",
+            message: format!(
+                "{email} signs in here with another account or identity provider than this one. Use that one, or ask an administrator."
+            ),
         }));
     }
     store

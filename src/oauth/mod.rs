@@ -30,13 +30,14 @@ pub use client_auth::basic_credentials;
 pub use error::OAuthError;
 
 use crate::bearer::{self, Identity};
+use crate::secrets;
 use crate::web::{page, ErrorPage};
 use crate::AppState;
-use authorize::{AuthorizeQuery, Refusal};
-use browser::ClientIp;
+use authorize::{AuthorizeQuery, Browser, Refusal, Started};
+use browser::{ClientIp, Cookie};
 use form::ClientForm;
 use introspect::IntrospectForm;
-use login::{CallbackQuery, ConsentForm, Next, Origin};
+use login::{CallbackQuery, ConsentForm, Next, Origin, SignedIn};
 use revoke::RevokeForm;
 use token::TokenForm;
 
@@ -88,6 +89,7 @@ pub fn browser_routes() -> Router<AppState> {
         .route("/oauth/authorize", get(authorize))
         .route("/callback", get(callback))
         .route("/consent", post(consent))
+        .route("/logout", get(logout))
 }
 
 async fn protected_resource(State(app): State<AppState>) -> Json<Value> {
@@ -123,15 +125,28 @@ async fn authorize(
     let Ok(Query(query)) = query else {
         return ErrorPage::bad_request("The sign-in link is malformed.").into_response();
     };
-    match authorize::start(&app, query, browser::secret(app.settings(), &headers)).await {
-        Ok(started) => {
-            let mut response = Redirect::to(&started.location).into_response();
-            response.headers_mut().insert(
-                header::SET_COOKIE,
-                browser::set_cookie(app.settings(), &started.browser_secret),
-            );
-            response
-        }
+    let settings = app.settings();
+    let browser = Browser {
+        login_secret: browser::secret(settings, &headers, Cookie::Login),
+        session_secret: browser::secret(settings, &headers, Cookie::Session),
+    };
+    let with_login_cookie = |mut response: Response, secret: &str| {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            browser::set_cookie(settings, Cookie::Login, secret),
+        );
+        response
+    };
+    match authorize::start(&app, query, browser).await {
+        Ok(Started::Upstream {
+            location,
+            browser_secret,
+        }) => with_login_cookie(Redirect::to(&location).into_response(), &browser_secret),
+        Ok(Started::SignedIn {
+            next,
+            browser_secret,
+        }) => with_login_cookie(next_response(next), &browser_secret),
+        Ok(Started::Chooser(chooser)) => page(&chooser),
         Err(Refusal::Page(page)) => page.into_response(),
         Err(Refusal::Redirect(location)) => Redirect::to(&location).into_response(),
     }
@@ -140,7 +155,7 @@ async fn authorize(
 fn origin(app: &AppState, headers: &HeaderMap, ip: ClientIp) -> Origin {
     Origin {
         ip: ip.0,
-        browser_secret: browser::secret(app.settings(), headers),
+        browser_secret: browser::secret(app.settings(), headers, Cookie::Login),
     }
 }
 
@@ -154,8 +169,42 @@ async fn callback(
         return ErrorPage::bad_request("The identity provider's answer is malformed.")
             .into_response();
     };
-    next(login::callback(&app, query, &origin(&app, &headers, ip)).await)
+    match login::callback(&app, query, &origin(&app, &headers, ip)).await {
+        Ok(SignedIn {
+            next,
+            session_secret,
+        }) => {
+            let mut response = next_response(next);
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                browser::set_cookie(app.settings(), Cookie::Session, &session_secret),
+            );
+            response
+        }
+        Err(error) => error.into_response(),
+    }
 }
+
+/// `GET /logout`: ends the broker session of this browser.
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let settings = app.settings();
+    if let Some(secret) = browser::secret(settings, &headers, Cookie::Session) {
+        if let Err(e) = app.store().end_session(&secrets::hash(&secret)).await {
+            return ErrorPage::from(e).into_response();
+        }
+    }
+    let mut response = page(&SignedOut {});
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        browser::clear_cookie(settings, Cookie::Session),
+    );
+    response
+}
+
+/// The page after /logout.
+#[derive(askama::Template)]
+#[template(path = "signed_out.html")]
+struct SignedOut {}
 
 async fn consent(
     State(app): State<AppState>,
@@ -169,15 +218,17 @@ async fn consent(
         )
         .into_response();
     };
-    next(login::decide(&app, form, &origin(&app, &headers, ip)).await)
+    match login::decide(&app, form, &origin(&app, &headers, ip)).await {
+        Ok(next) => next_response(next),
+        Err(error) => error.into_response(),
+    }
 }
 
-fn next(result: Result<Next, ErrorPage>) -> Response {
-    match result {
+fn next_response(next: Next) -> Response {
+    match next {
         // 303: the browser follows with GET after the consent POST.
-        Ok(Next::Redirect(location)) => Redirect::to(&location).into_response(),
-        Ok(Next::Consent(consent)) => page(consent.as_ref()),
-        Err(error) => error.into_response(),
+        Next::Redirect(location) => Redirect::to(&location).into_response(),
+        Next::Consent(consent) => page(consent.as_ref()),
     }
 }
 

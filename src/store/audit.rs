@@ -13,11 +13,23 @@ pub struct AuditEvent<'a> {
     pub ip: Option<String>,
 }
 
+/// One stored entry, as `audit tail` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub event: String,
+    pub email: Option<String>,
+    pub client_id: Option<String>,
+    pub detail: Value,
+    pub ip: Option<String>,
+}
+
 impl Store {
     /// Writes the entry; a failure is logged, never passed on, because a
     /// lost audit line must not fail the request it describes.
     pub async fn audit(&self, e: AuditEvent<'_>) {
         let event = e.event;
+        crate::metrics::audited(event, &e.detail);
         if let Err(error) = self.insert_audit(e).await {
             tracing::error!(%error, event, "cannot write the audit log");
         }
@@ -36,7 +48,66 @@ impl Store {
         Ok(())
     }
 
-    /// Events in order, newest last (for tests and `audit tail`).
+    /// Writes many entries in one transaction (the batched tool-call log).
+    pub async fn audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query("INSERT INTO audit_log (at, event, email, client_id, detail, ip) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(e.at)
+                .bind(&e.event)
+                .bind(e.email.clone())
+                .bind(e.client_id.clone())
+                .bind(e.detail.to_string())
+                .bind(e.ip.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Entries since `since` (unix seconds), oldest first, optionally of
+    /// one person, at most `limit` (the newest ones).
+    pub async fn audit_since(
+        &self,
+        since: i64,
+        email: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        use sqlx::Row;
+        let of_person = if email.is_some() {
+            "AND email = $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT at, event, email, client_id, detail, ip FROM audit_log \
+             WHERE at >= $1 {of_person} ORDER BY id DESC LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql).bind(since).bind(limit);
+        if let Some(email) = email {
+            query = query.bind(email.to_owned());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut entries = rows
+            .iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    event: r.try_get("event")?,
+                    email: r.try_get("email")?,
+                    client_id: r.try_get("client_id")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+                    ip: r.try_get("ip")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// Events in order, newest last (for tests).
     pub async fn audit_events(
         &self,
         limit: i64,

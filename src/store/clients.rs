@@ -125,6 +125,54 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// Every client, newest first, as an administrator sees them.
+    pub async fn clients(&self) -> Result<Vec<ClientSummary>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM oauth_clients ORDER BY created_at DESC, client_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    pub async fn client_summary(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientSummary>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM oauth_clients WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(summary_from_row).transpose()?)
+    }
+
+    /// `Ok(false)` when there is no such client.
+    pub async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE oauth_clients SET disabled = $1 WHERE client_id = $2")
+            .bind(i64::from(disabled))
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn touch_client(&self, client_id: &str, at: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE oauth_clients SET last_used_at = $1 WHERE client_id = $2")
             .bind(at)
@@ -133,6 +181,37 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// A client as `clients list|show` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientSummary {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// dynamic, cimd or static.
+    pub kind: String,
+    pub token_endpoint_auth_method: String,
+    pub redirect_uris: Vec<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub disabled: bool,
+}
+
+const SUMMARY_COLUMNS: &str =
+    "client_id, client_name, kind, token_endpoint_auth_method, redirect_uris, \
+    created_at, last_used_at, disabled";
+
+fn summary_from_row(row: &AnyRow) -> Result<ClientSummary, sqlx::Error> {
+    Ok(ClientSummary {
+        client_id: row.try_get("client_id")?,
+        client_name: row.try_get("client_name")?,
+        kind: row.try_get("kind")?,
+        token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+        redirect_uris: list(row, "redirect_uris")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+    })
 }
 
 fn json_list(items: &[String]) -> String {

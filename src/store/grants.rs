@@ -119,6 +119,55 @@ impl Store {
             .all(|s| granted.split_whitespace().any(|g| g == *s)))
     }
 
+    /// Every (person, client) pair that holds a grant — an approval, a live
+    /// refresh token or a recent code — optionally of one person or client.
+    pub async fn grant_holders(
+        &self,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, client_id FROM consents \
+             UNION SELECT user_id, client_id FROM refresh_tokens WHERE revoked_at IS NULL \
+             UNION SELECT user_id, client_id FROM auth_codes",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pairs = rows
+            .iter()
+            .map(|r| Ok((r.try_get("user_id")?, r.try_get("client_id")?)))
+            .collect::<Result<Vec<(String, String)>, sqlx::Error>>()?;
+        pairs.retain(|(u, c)| {
+            user_id.is_none_or(|want| want == u) && client_id.is_none_or(|want| want == c)
+        });
+        pairs.sort();
+        pairs.dedup();
+        Ok(pairs)
+    }
+
+    /// The clients a person approved, oldest first.
+    pub async fn consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.client_id, o.client_name, c.scope, c.created_at FROM consents c \
+             LEFT JOIN oauth_clients o ON o.client_id = c.client_id \
+             WHERE c.user_id = $1 ORDER BY c.created_at, c.client_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Consent {
+                    client_id: r.try_get("client_id")?,
+                    client_name: r.try_get("client_name")?,
+                    scope: r.try_get("scope")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     pub async fn save_consent(
         &self,
         user_id: &str,
@@ -138,6 +187,15 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// A person's approval of one client.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Consent {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub scope: String,
+    pub created_at: i64,
 }
 
 /// A stored refresh token (found by its hash).

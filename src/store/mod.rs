@@ -10,14 +10,16 @@ mod grants;
 mod keys;
 mod purge;
 mod revocations;
+mod sessions;
 mod users;
 
-pub use audit::AuditEvent;
-pub use clients::{Client, NewClient, PRIVATE_KEY_JWT};
+pub use audit::{AuditEntry, AuditEvent};
+pub use clients::{Client, ClientSummary, NewClient, PRIVATE_KEY_JWT};
 pub use flows::{AuthCode, AuthRequest};
-pub use grants::{NewRefreshToken, Redemption, RefreshToken};
+pub use grants::{Consent, NewRefreshToken, Redemption, RefreshToken};
 pub use keys::StoredKey;
 pub use revocations::{ChangeCursors, Changes, RemovedUser, RevokedGrant, RevokedJti};
+pub use sessions::BrowserSession;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -89,12 +91,32 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
             // connections), 3D000 (no such database).
             Some(code) if ["08", "28", "57P"].iter().any(|c| code.starts_with(c)) => true,
             Some("53300" | "3D000") => true,
-            // SQLite: SQLITE_BUSY (5), SQLITE_CANTOPEN (14), SQLITE_IOERR (10).
-            Some("5" | "10" | "14") => true,
+            // SQLite: SQLITE_BUSY (5) and its kinds, SQLITE_CANTOPEN (14),
+            // SQLITE_IOERR (10).
+            Some("5" | "261" | "517" | "10" | "14") => true,
             _ => false,
         },
         _ => false,
     }
+}
+
+/// Runs a transaction again when SQLite refused it because another writer
+/// committed between its first read and its first write
+/// (SQLITE_BUSY_SNAPSHOT: waiting cannot help, starting over does).
+async fn retrying<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    for _ in 0..5 {
+        match transaction().await {
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("517") => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other.map_err(StoreError::from),
+        }
+    }
+    transaction().await.map_err(StoreError::from)
 }
 
 /// Cheap to clone: the pool is reference-counted.
@@ -145,6 +167,31 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.backend.migrator().run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Connections open and idle in this replica's pool.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Migrations this binary has that the database has not applied.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                // No bookkeeping table yet: nothing was ever applied.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(self
+            .backend
+            .migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count())
     }
 
     /// One round trip, bounded by `timeout`: the readiness probe.

@@ -24,7 +24,12 @@ impl Store {
         .execute(&self.pool)
         .await?;
         for (sql, before) in [
-            ("DELETE FROM auth_requests WHERE expires_at < $1", now),
+            // Kept an hour past expiry, so a late return can restart the login.
+            (
+                "DELETE FROM auth_requests WHERE expires_at < $1",
+                now - 3600,
+            ),
+            ("DELETE FROM browser_sessions WHERE expires_at < $1", now),
             ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
             ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
             (

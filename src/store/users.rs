@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use super::{now, parse_column, text, Store, StoreError};
+use super::{now, parse_column, retrying, text, Store, StoreError};
 use crate::allowlist::{AllowedUser, Email, ImportRow, Status, Upsert, UserChange};
 
 pub(super) const COLUMNS: &str = "user_id, email, name, role, status, provider, provider_subject, \
@@ -39,25 +39,31 @@ impl Store {
         email: &Email,
         change: &UserChange,
     ) -> Result<Upsert, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = upsert(&mut tx, email, change).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        retrying(|| async {
+            let mut tx = self.pool.begin().await?;
+            let outcome = upsert(&mut tx, email, change).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
     }
 
     /// Applies every row in one transaction: all of them or none.
     pub async fn import_users(&self, rows: &[ImportRow]) -> Result<ImportReport, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut report = ImportReport::default();
-        for row in rows {
-            match upsert(&mut tx, &row.email, &row.change).await? {
-                Upsert::Added => report.added += 1,
-                Upsert::Updated => report.updated += 1,
-                Upsert::Unchanged => report.unchanged += 1,
+        retrying(|| async {
+            let mut tx = self.pool.begin().await?;
+            let mut report = ImportReport::default();
+            for row in rows {
+                match upsert(&mut tx, &row.email, &row.change).await? {
+                    Upsert::Added => report.added += 1,
+                    Upsert::Updated => report.updated += 1,
+                    Upsert::Unchanged => report.unchanged += 1,
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(report)
+            tx.commit().await?;
+            Ok(report)
+        })
+        .await
     }
 
     /// `Ok(None)` when the email is not on the allowlist.
@@ -70,13 +76,16 @@ impl Store {
             status: Some(status),
             ..UserChange::default()
         };
-        let mut tx = self.pool.begin().await?;
-        if find(&mut tx, email).await?.is_none() {
-            return Ok(None);
-        }
-        let outcome = upsert(&mut tx, email, &change).await?;
-        tx.commit().await?;
-        Ok(Some(outcome))
+        retrying(|| async {
+            let mut tx = self.pool.begin().await?;
+            if find(&mut tx, email).await?.is_none() {
+                return Ok(None);
+            }
+            let outcome = upsert(&mut tx, email, &change).await?;
+            tx.commit().await?;
+            Ok(Some(outcome))
+        })
+        .await
     }
 
     /// `Ok(false)` when the email was not on the allowlist.

@@ -1,9 +1,38 @@
 //! Pages for people: errors, consent, the dev provider's sign-in. Every page
 //! refuses to be framed (clickjacking on the consent button).
 
+use std::sync::Arc;
+
 use askama::Template;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+
+use crate::config::BrandingSettings;
+use crate::AppState;
+
+tokio::task_local! {
+    /// The branding of the app serving this request: pages are rendered
+    /// deep inside handlers (and from errors) that have no state at hand.
+    static BRANDING: Arc<BrandingSettings>;
+}
+
+/// What pages show as the product: this app's branding, or the defaults.
+pub fn branding() -> Arc<BrandingSettings> {
+    BRANDING.try_with(Arc::clone).unwrap_or_else(|_| {
+        Arc::new(BrandingSettings {
+            product_name: "MCP Auth Broker".into(),
+            logo_url: None,
+            primary_color: "#2456d6".into(),
+        })
+    })
+}
+
+/// Middleware: every page rendered while handling the request is branded.
+pub async fn with_branding(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    BRANDING.scope(app.branding(), next.run(request)).await
+}
 
 /// A form button on an error page that returns the person to the client
 /// (which then gets `error=access_denied`).
@@ -24,6 +53,8 @@ pub struct ErrorPage {
     pub title: &'static str,
     pub message: String,
     pub back: Option<Box<Back>>,
+    /// A link that starts the sign-in again ("Try again").
+    pub retry: Option<String>,
 }
 
 impl ErrorPage {
@@ -33,7 +64,13 @@ impl ErrorPage {
             title,
             message: message.into(),
             back: None,
+            retry: None,
         }
+    }
+
+    pub fn with_retry(mut self, url: String) -> Self {
+        self.retry = Some(url);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -89,7 +126,7 @@ pub fn page<T: Template>(template: &T) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src https:; frame-ancestors 'none'; base-uri 'none'"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -101,6 +101,7 @@ impl Flow {
     /// From /authorize through the provider's sign-in form to the broker's
     /// answer at /callback (a consent page, a redirect, or an error page).
     pub async fn login(&self, authorize_url: &str, email: &str, verified: bool) -> Response {
+        self.sign_out().await;
         let to_idp = self.get(authorize_url).await;
         assert_eq!(
             to_idp.status(),
@@ -128,6 +129,12 @@ impl Flow {
             .unwrap();
         assert_eq!(to_callback.status(), 303);
         self.get(&location(&to_callback)).await
+    }
+
+    /// Ends the browser's broker session, so the next /authorize goes to
+    /// the provider again.
+    pub async fn sign_out(&self) {
+        assert_eq!(self.get(&self.url("/logout")).await.status(), 200);
     }
 
     pub async fn decide(&self, consent_html: &str, decision: &str) -> Response {

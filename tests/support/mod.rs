@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 pub mod cimd;
 pub mod eventually;
 pub mod flow;
+pub mod oidc_provider;
 
 /// A database of its own for one test, dropped with it.
 pub struct TestDb {
@@ -137,10 +138,8 @@ pub fn oidc_upstream(id: &str, issuer: &str, client_id: &str, secret: &str) -> U
         issuer: issuer.into(),
         client_id: client_id.into(),
         client_secret: Some(secret.into()),
-        client_secret_env: None,
-        client_secret_file: None,
         scopes: vec!["openid".into(), "email".into()],
-        display_name: None,
+        ..UpstreamSettings::blank()
     }
 }
 
