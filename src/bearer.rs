@@ -1,10 +1,11 @@
-//! Bearer-token authentication for our resource endpoints (/mcp,
-//! /userinfo): validates our JWT locally (from the verified-token cache when
+//! Bearer-token authentication for our resource endpoints (/mcp, the
+//! gateway's backends, /userinfo): validates our JWT locally (from the verified-token cache when
 //! it can), asks this replica's revocation view whether the token, the
 //! person and the client's grant still stand, and answers refusals with
 //! RFC 6750 challenges that point clients at discovery. No database read on
 //! the way, except once for a person the view has not met yet.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -28,7 +29,8 @@ pub struct Identity {
 pub enum BearerError {
     Missing,
     Invalid(String),
-    InsufficientScope(&'static str),
+    /// The scopes (space-separated) the client must ask for.
+    InsufficientScope(Cow<'static, str>),
     /// Nothing can be vouched for right now (database unreachable, or the
     /// revocation view too old): 503, retry shortly.
     Unavailable,
@@ -56,24 +58,48 @@ pub fn bearer_of(authorization: &HeaderValue) -> Option<&str> {
         .map(|(_, token)| token.trim())
 }
 
-/// The person behind `token`, which must carry `scope` when one is named.
+/// Which of our resources (RFC 8707 audiences) a token must be for.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    /// This one: a resource endpoint accepts only tokens minted for it, so
+    /// a token for one gateway backend is refused at another.
+    Only(&'a str),
+    /// Any resource of this broker: endpoints about the token itself
+    /// (userinfo, introspection).
+    AnyOfOurs,
+}
+
+/// The person behind a token for the built-in MCP endpoint, which must
+/// carry `scope` when one is named.
 pub async fn identify(
     app: &AppState,
     token: Option<&str>,
     scope: Option<&'static str>,
 ) -> Result<Identity, BearerError> {
+    identify_for(app, token, Audience::Only(app.mcp_resource()), scope).await
+}
+
+/// The person behind a token for `audience`, which must carry `scope` when
+/// one is named.
+pub async fn identify_for(
+    app: &AppState,
+    token: Option<&str>,
+    audience: Audience<'_>,
+    scope: Option<&'static str>,
+) -> Result<Identity, BearerError> {
     let token = token.ok_or(BearerError::Missing)?;
-    let claims = app
-        .validate_access(token, app.mcp_resource())
-        .await
-        .map_err(|e| match e {
-            TokenError::Expired => BearerError::Invalid("the access token has expired".into()),
-            other => BearerError::Invalid(other.to_string()),
-        })?;
+    let validated = match audience {
+        Audience::Only(audience) => app.validate_access(token, audience).await,
+        Audience::AnyOfOurs => app.validate_access_any(token).await,
+    };
+    let claims = validated.map_err(|e| match e {
+        TokenError::Expired => BearerError::Invalid("the access token has expired".into()),
+        other => BearerError::Invalid(other.to_string()),
+    })?;
     let user = admitted(app, &claims).await?;
     if let Some(scope) = scope {
         if !claims.scopes().any(|s| s == scope) {
-            return Err(BearerError::InsufficientScope(scope));
+            return Err(BearerError::InsufficientScope(scope.into()));
         }
     }
     Ok(Identity { user, claims })
@@ -96,20 +122,27 @@ async fn admitted(app: &AppState, claims: &AccessClaims) -> Result<Arc<AllowedUs
     }
 }
 
-/// The refusal; a client with no token is told where discovery starts and
-/// which scopes to ask for.
+/// The built-in endpoint's refusal; a client with no token is told where
+/// discovery starts and which scopes to ask for.
 pub fn challenge(app: &AppState, error: BearerError) -> Response {
     let metadata = format!(
         "{}/.well-known/oauth-protected-resource/mcp",
         app.settings().issuer()
     );
+    challenge_for(
+        error,
+        &metadata,
+        &app.settings().oauth.default_scopes.join(" "),
+    )
+}
+
+/// A resource's refusal: `metadata` is its protected-resource metadata
+/// URL (RFC 9728), `scope` what a client without a token should ask for.
+pub fn challenge_for(error: BearerError, metadata: &str, scope: &str) -> Response {
     let (status, value) = match &error {
         BearerError::Missing => (
             StatusCode::UNAUTHORIZED,
-            format!(
-                "Bearer resource_metadata=\"{metadata}\", scope=\"{}\"",
-                app.settings().oauth.default_scopes.join(" ")
-            ),
+            format!("Bearer resource_metadata=\"{metadata}\", scope=\"{scope}\""),
         ),
         BearerError::Invalid(why) => (
             StatusCode::UNAUTHORIZED,

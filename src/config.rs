@@ -10,6 +10,8 @@ use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::{Host, Url};
 
+pub use crate::gateway::config::{BackendSettings, McpSettings};
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "BROKER";
 
@@ -38,6 +40,9 @@ pub struct Settings {
     pub revocation: RevocationSettings,
     #[serde(default)]
     pub introspection: IntrospectionSettings,
+    /// The gateway's backend MCP servers.
+    #[serde(default)]
+    pub mcp: McpSettings,
     pub allowlist: AllowlistSettings,
     pub session: SessionSettings,
     pub branding: BrandingSettings,
@@ -465,6 +470,11 @@ impl Settings {
         }
         problems.extend(self.oauth_problems());
         problems.extend(self.revocation.problems());
+        problems.extend(self.mcp.problems(&crate::gateway::config::Context {
+            issuer: self.issuer(),
+            scopes_supported: &self.oauth.scopes_supported,
+            request_timeout: self.server.request_timeout.0,
+        }));
         for (i, upstream) in self.upstreams.iter().enumerate() {
             problems.extend(upstream.problems(i, &self.upstreams, self.public_url_is_loopback()));
         }
@@ -606,6 +616,14 @@ impl Settings {
     /// The resource our built-in MCP endpoint serves (RFC 8707/9728).
     pub fn mcp_resource(&self) -> String {
         format!("{}/mcp", self.issuer())
+    }
+
+    /// Every resource tokens are issued for: the built-in endpoint first,
+    /// then each gateway backend (`{issuer}{path}`).
+    pub fn resources(&self) -> Vec<String> {
+        std::iter::once(self.mcp_resource())
+            .chain(self.mcp.backends.iter().map(|b| b.resource(self.issuer())))
+            .collect()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod bearer;
 pub mod config;
+pub mod gateway;
 mod health;
 pub mod mcp;
 pub mod metrics;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::{BrandingSettings, Settings, UpstreamKind};
+use crate::gateway::Gateway;
 use crate::oauth::ClientKeyCache;
 use crate::outbound::Outbound;
 use crate::revocation::RevocationView;
@@ -46,6 +48,8 @@ pub enum StartError {
     Upstream(String),
     #[error("server.metrics_bind: {0}")]
     Metrics(std::io::Error),
+    #[error("{0}")]
+    Gateway(String),
 }
 
 /// Shared by every request; cheap to clone.
@@ -64,6 +68,10 @@ struct Inner {
     client_keys: ClientKeyCache,
     /// The audience of our MCP endpoint, computed once for the hot path.
     mcp_resource: String,
+    /// Every audience we issue tokens for: `mcp_resource`, then the
+    /// gateway's backends.
+    resources: Vec<String>,
+    gateway: Gateway,
     verified: VerifiedTokens,
     revocation: RevocationView,
     branding: Arc<BrandingSettings>,
@@ -97,6 +105,8 @@ impl AppState {
             RevocationView::new(&settings.revocation, settings.tokens.access_token_ttl.0);
         let verified = VerifiedTokens::new(settings.revocation.verified_token_cache);
         let mcp_resource = settings.mcp_resource();
+        let resources = settings.resources();
+        let gateway = Gateway::new(&settings).map_err(StartError::Gateway)?;
         let branding = Arc::new(settings.branding.clone());
         let tool_audit = ToolAudit::start(store.clone());
         metrics::recorder();
@@ -110,6 +120,8 @@ impl AppState {
                 outbound,
                 client_keys: ClientKeyCache::default(),
                 mcp_resource,
+                resources,
+                gateway,
                 verified,
                 revocation,
                 branding,
@@ -156,6 +168,27 @@ impl AppState {
         &self.inner.mcp_resource
     }
 
+    /// The resource `asked` names (a trailing slash aside), if it is one we
+    /// issue tokens for: the built-in endpoint or a gateway backend.
+    pub fn known_resource(&self, asked: &str) -> Option<&str> {
+        let asked = asked.trim_end_matches('/');
+        self.inner
+            .resources
+            .iter()
+            .map(String::as_str)
+            .find(|r| *r == asked)
+    }
+
+    /// Every resource we issue tokens for, the built-in endpoint first.
+    pub fn resources(&self) -> &[String] {
+        &self.inner.resources
+    }
+
+    /// The backend MCP servers behind the broker.
+    pub fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
+    }
+
     /// Revoked tokens, inactive people and withdrawn grants, as this
     /// replica knows them.
     pub fn revocation(&self) -> &RevocationView {
@@ -184,6 +217,17 @@ impl AppState {
             self.inner.verified.insert(token, &kid, claims.clone(), now);
         }
         Ok(claims)
+    }
+
+    /// Validates one of our access tokens for whichever of our resources it
+    /// names (revocation, introspection, userinfo).
+    pub async fn validate_access_any(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        let claimed = tokens::unverified_claim(token, "aud").ok_or(TokenError::Malformed)?;
+        let audience = self
+            .known_resource(&claimed)
+            .filter(|known| *known == claimed)
+            .ok_or_else(|| TokenError::Invalid("InvalidAudience".into()))?;
+        self.validate_access(token, audience).await
     }
 
     /// The signature check, learning a key another replica created if the
@@ -261,9 +305,10 @@ pub fn app(state: AppState) -> Router {
     }
     let api = api
         .merge(mcp::routes(&state))
+        .merge(gateway::routes(&state))
         .layer(server::cors(&settings.cors.allowed_origins));
     let mut router = health::routes()
-        .merge(oauth::metadata_routes().layer(server::cors(&any_origin)))
+        .merge(oauth::metadata_routes(&settings).layer(server::cors(&any_origin)))
         .merge(api)
         .merge(pages);
     if let Some(dev) = &state.inner.dev_idp {

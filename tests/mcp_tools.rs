@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use mcp_auth_broker::allowlist::{Email, Role, Status, UserChange};
 use serde_json::{json, Value};
+use support::audit::{has_call, tool_calls};
 use support::flow::{location, param, Flow, McpReply, Pkce};
 
 const ADMIN: &str = "admin@example.com";
@@ -100,35 +99,12 @@ async fn everyday_tools_answer_and_validate_their_arguments() {
 
     // Every call is in the audit log, written in the background.
     let store = db.store().await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let calls: Vec<Value> = store
-            .audit_events(200)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.0 == "tool_called")
-            .map(|e| e.2)
-            .collect();
-        let echo_ok = calls
-            .iter()
-            .any(|d| d["tool"] == "echo" && d["outcome"] == "ok" && d["backend"] == "builtin");
-        let echo_failed = calls
-            .iter()
-            .any(|d| d["tool"] == "echo" && d["outcome"] == "error");
-        let unknown = calls
-            .iter()
-            .any(|d| d["tool"] == "no_such_tool" && d["outcome"] == "refused");
-        if echo_ok && echo_failed && unknown {
-            assert!(calls.iter().all(|d| d["duration_ms"].is_u64()));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tool calls not audited: {calls:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tool_calls(&store, |calls| {
+        has_call(calls, "builtin", "echo", "ok")
+            && has_call(calls, "builtin", "echo", "error")
+            && has_call(calls, "builtin", "no_such_tool", "refused")
+    })
+    .await;
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@ mod import;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use import::{parse_csv, ImportError, ImportRow};
 
@@ -132,8 +132,8 @@ impl fmt::Display for Domain {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Role {
     #[default]
     User,
@@ -174,6 +174,14 @@ macro_rules! text_enum {
 }
 
 text_enum!(Role, "role", Role::User => "user", Role::Admin => "admin");
+
+/// Settings name roles as the command line does (`"root" is not a role …`).
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(text: String) -> Result<Role, String> {
+        text.parse()
+    }
+}
 text_enum!(Status, "status", Status::Active => "active", Status::Suspended => "suspended");
 
 #[cfg(test)]

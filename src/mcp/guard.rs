@@ -41,7 +41,7 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
                 .into_response();
         };
         if calls_admin_tool(&bytes) {
-            return challenge(&app, BearerError::InsufficientScope(ADMIN_STEP_UP));
+            return challenge(&app, BearerError::InsufficientScope(ADMIN_STEP_UP.into()));
         }
         request = Request::from_parts(parts, Body::from(bytes));
     }

@@ -175,15 +175,19 @@ pub async fn start(
             asked.split_whitespace().collect::<Vec<_>>().join(" ")
         }
     };
-    let resource = settings.mcp_resource();
-    if let Some(asked) = q.resource.as_deref() {
-        if asked.trim_end_matches('/') != resource {
-            return Err(refuse(
-                "invalid_target",
-                &format!("resource must be {resource}"),
-            ));
-        }
-    }
+    // Without `resource`, the token is for the built-in endpoint.
+    let resource = match q.resource.as_deref() {
+        None => app.mcp_resource().to_owned(),
+        Some(asked) => match app.known_resource(asked) {
+            Some(known) => known.to_owned(),
+            None => {
+                return Err(refuse(
+                    "invalid_target",
+                    &format!("resource must be one of {}", app.resources().join(", ")),
+                ))
+            }
+        },
+    };
     let signed_in = match browser_session(app, browser.session_secret.as_deref()).await? {
         Some(session)
             if q.idp_hint

@@ -58,13 +58,7 @@ struct CachedSet {
 /// The `iss` an assertion claims, before anything is verified: only to find
 /// the client when the request names none (client_id is optional here).
 pub fn claimed_client(assertion: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Issuer {
-        iss: String,
-    }
-    jsonwebtoken::dangerous::insecure_decode::<Issuer>(assertion)
-        .ok()
-        .map(|data| data.claims.iss)
+    crate::tokens::unverified_claim(assertion, "iss")
 }
 
 pub async fn verify(app: &AppState, client: &Client, assertion: &str) -> Result<(), OAuthError> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::client_auth::{authenticate, basic_credentials, ClientCredentials};
 use super::error::OAuthError;
 use crate::allowlist::Status;
-use crate::bearer::{identify, BearerError, Identity};
+use crate::bearer::{identify_for, Audience, BearerError, Identity};
 use crate::secrets;
 use crate::store::now;
 use crate::AppState;
@@ -31,7 +31,7 @@ pub async fn introspect(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let inactive = json!({ "active": false });
-    let identity = match identify(app, Some(token), None).await {
+    let identity = match identify_for(app, Some(token), Audience::AnyOfOurs, None).await {
         Err(BearerError::Unavailable) => return Err(OAuthError::unavailable()),
         other => other,
     };

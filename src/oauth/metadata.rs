@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::client_assertion::ALGORITHMS;
-use crate::config::Settings;
+use crate::config::{BackendSettings, Settings};
 
 const AUTH_METHODS: [&str; 4] = [
     "none",
@@ -13,13 +13,33 @@ const AUTH_METHODS: [&str; 4] = [
     "private_key_jwt",
 ];
 
+/// The built-in MCP endpoint's metadata (RFC 9728).
 pub fn protected_resource(settings: &Settings) -> Value {
+    resource_metadata(
+        settings,
+        &settings.mcp_resource(),
+        &settings.oauth.scopes_supported,
+        "mcp-auth-broker",
+    )
+}
+
+/// A gateway backend's: its own resource, and the scopes it needs.
+pub fn backend_resource(settings: &Settings, backend: &BackendSettings) -> Value {
+    resource_metadata(
+        settings,
+        &backend.resource(settings.issuer()),
+        backend.scopes_to_ask(&settings.oauth.default_scopes),
+        backend.name(),
+    )
+}
+
+fn resource_metadata(settings: &Settings, resource: &str, scopes: &[String], name: &str) -> Value {
     json!({
-        "resource": settings.mcp_resource(),
+        "resource": resource,
         "authorization_servers": [settings.issuer()],
-        "scopes_supported": settings.oauth.scopes_supported,
+        "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
-        "resource_name": "mcp-auth-broker",
+        "resource_name": name,
     })
 }
 

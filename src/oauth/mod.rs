@@ -29,7 +29,8 @@ pub use client_assertion::ClientKeyCache;
 pub use client_auth::basic_credentials;
 pub use error::OAuthError;
 
-use crate::bearer::{self, Identity};
+use crate::bearer::{self, Audience, Identity};
+use crate::config::Settings;
 use crate::secrets;
 use crate::web::{page, ErrorPage};
 use crate::AppState;
@@ -41,9 +42,23 @@ use login::{CallbackQuery, ConsentForm, Next, Origin, SignedIn};
 use revoke::RevokeForm;
 use token::TokenForm;
 
-/// Public discovery documents: any origin may read them.
-pub fn metadata_routes() -> Router<AppState> {
-    Router::new()
+/// Public discovery documents: any origin may read them. Each gateway
+/// backend has its own protected-resource metadata.
+pub fn metadata_routes(settings: &Settings) -> Router<AppState> {
+    let mut router = Router::new();
+    for backend in &settings.mcp.backends {
+        let document = Json(metadata::backend_resource(settings, backend));
+        router = router
+            .route(
+                &format!("/.well-known/oauth-protected-resource{}", backend.path),
+                get(move || std::future::ready(document)),
+            )
+            .route(
+                &format!("/.well-known/oauth-authorization-server{}", backend.path),
+                get(authorization_server),
+            );
+    }
+    router
         .route(
             "/.well-known/oauth-protected-resource",
             get(protected_resource),
@@ -265,7 +280,8 @@ async fn introspect(
 
 /// OpenID Connect userinfo for our own access tokens.
 async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    match bearer::identify(&app, bearer::bearer_token(&headers), None).await {
+    let token = bearer::bearer_token(&headers);
+    match bearer::identify_for(&app, token, Audience::AnyOfOurs, None).await {
         Ok(Identity { user, .. }) => no_store(
             Json(serde_json::json!({
                 "sub": user.user_id,

@@ -43,7 +43,7 @@ pub async fn revoke(
         }
         ours.then(|| json!({ "kind": "refresh_token", "family": refresh.family_id }))
     } else {
-        match app.validate_access(token, app.mcp_resource()).await {
+        match app.validate_access_any(token).await {
             Ok(claims) if claims.client_id == client.client_id => {
                 app.revoke(None, Some((&claims.jti, claims.exp)), at)
                     .await?;

@@ -161,6 +161,15 @@ impl KeySet {
         })
     }
 
+    /// Just `key`, signing and verifying (unit tests, nothing stored).
+    pub fn of(key: Arc<SigningKey>) -> KeySet {
+        let by_kid = HashMap::from([(key.kid.clone(), key.clone())]);
+        KeySet {
+            signing: key,
+            by_kid: Arc::new(by_kid),
+        }
+    }
+
     pub fn signing(&self) -> &SigningKey {
         &self.signing
     }

@@ -64,6 +64,17 @@ pub fn header_kid(token: &str) -> Option<String> {
     decode_header(token).ok()?.kid
 }
 
+/// A string claim of a JWT, read WITHOUT checking anything: only to decide
+/// how to check it (which of our audiences, which client's keys).
+pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
+    use serde_json::{Map, Value};
+    let mut data = jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(token).ok()?;
+    match data.claims.remove(name)? {
+        Value::String(value) => Some(value),
+        _ => None,
+    }
+}
+
 /// Accepts only tokens this issuer signed for `audience`, still in time.
 pub fn validate(
     keys: &KeySet,

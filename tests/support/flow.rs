@@ -154,8 +154,19 @@ impl Flow {
 
     /// Login + Allow: the client's redirect with `code`, `state`, `iss`.
     pub async fn authorize(&self, client_id: &str, pkce: &Pkce, email: &str) -> Url {
+        self.authorize_with(client_id, pkce, email, &[]).await
+    }
+
+    /// The same, with `extra` /authorize parameters (`scope`, `resource` …).
+    pub async fn authorize_with(
+        &self,
+        client_id: &str,
+        pkce: &Pkce,
+        email: &str,
+        extra: &[(&str, &str)],
+    ) -> Url {
         let callback = self
-            .login(&self.authorize_url(client_id, pkce, &[]), email, true)
+            .login(&self.authorize_url(client_id, pkce, extra), email, true)
             .await;
         let redirect = if callback.status() == 200 {
             let html = callback.text().await.unwrap();
@@ -207,6 +218,18 @@ impl Flow {
         let (status, body) = self.redeem(&client_id, &code, &pkce).await;
         assert_eq!(status, 200, "{body}");
         (client_id, body)
+    }
+
+    /// A fresh public client's access token for `email`, authorized with
+    /// `extra` /authorize parameters (`scope`, `resource` …).
+    pub async fn access_token_with(&self, email: &str, extra: &[(&str, &str)]) -> String {
+        let client_id = self.public_client().await;
+        let pkce = Pkce::new();
+        let redirect = self.authorize_with(&client_id, &pkce, email, extra).await;
+        let code = param(&redirect, "code").expect("a code");
+        let (status, body) = self.redeem(&client_id, &code, &pkce).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
     }
 
     /// A JSON document the broker serves at `path`.

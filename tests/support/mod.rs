@@ -12,9 +12,11 @@ use mcp_auth_broker::store::{Backend, Store};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::oneshot;
 
+pub mod audit;
 pub mod cimd;
 pub mod eventually;
 pub mod flow;
+pub mod gateway;
 pub mod oidc_provider;
 
 /// A database of its own for one test, dropped with it.
