@@ -315,6 +315,9 @@ pub struct ServerSettings {
     pub readiness_timeout: HumanDuration,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// How often each replica sweeps expired rows, loads signing keys made
+    /// elsewhere and renews upstream metadata.
+    pub housekeeping_interval: HumanDuration,
     /// Serve /metrics on this address only (else on `bind`).
     #[serde(default)]
     pub metrics_bind: Option<String>,
@@ -511,6 +514,10 @@ impl Settings {
             ("tokens.access_token_ttl", self.tokens.access_token_ttl),
             ("tokens.refresh_token_ttl", self.tokens.refresh_token_ttl),
             ("session.lifetime", self.session.lifetime),
+            (
+                "server.housekeeping_interval",
+                self.server.housekeeping_interval,
+            ),
         ] {
             if value.0.is_zero() {
                 problems.push(format!("{key}: must be longer than 0s"));
@@ -715,8 +722,8 @@ impl UpstreamSettings {
                     needs("user_pool_id", self.user_pool_id.is_some());
                 }
             }
-            UpstreamKind::Oidc => needs("issuer", !self.issuer.is_empty()),
-            UpstreamKind::Google | UpstreamKind::Dev => {}
+            UpstreamKind::Oidc | UpstreamKind::Dev => needs("issuer", !self.issuer.is_empty()),
+            UpstreamKind::Google => {}
         }
         let misplaced = [
             (
@@ -1021,7 +1028,8 @@ mod tests {
         let bad = "[[upstreams]]\nid = \"m\"\nkind = \"entra\"\nclient_id = \"c\"\n\n\
             [[upstreams]]\nid = \"n\"\nkind = \"entra\"\ntenant = \"common\"\nemail_claim = \"preferred_username\"\nclient_id = \"c\"\n\n\
             [[upstreams]]\nid = \"o\"\nkind = \"oidc\"\nclient_id = \"c\"\nhosted_domain = \"x.example\"\n\n\
-            [[upstreams]]\nid = \"p\"\nkind = \"cognito\"\nclient_id = \"c\"\n";
+            [[upstreams]]\nid = \"p\"\nkind = \"cognito\"\nclient_id = \"c\"\n\n\
+            [[upstreams]]\nid = \"q\"\nkind = \"dev\"\nclient_id = \"c\"\n";
         let p = problems(Some(bad), &[]);
         for expected in [
             "upstreams[0].tenant: required for kind entra",
@@ -1031,6 +1039,7 @@ mod tests {
             "upstreams[2].hosted_domain: only for kind google, not oidc",
             "upstreams[3].region: required for kind cognito",
             "upstreams[3].user_pool_id: required for kind cognito",
+            "upstreams[4].issuer: required for kind dev",
         ] {
             assert!(
                 p.iter().any(|l| l.starts_with(expected)),

@@ -106,9 +106,25 @@ pub fn audited(event: &str, detail: &serde_json::Value) {
         }
         "refresh_reuse" => metrics::counter!("broker_refresh_reuse_total").increment(1),
         "tool_called" => {
-            metrics::counter!("broker_tool_calls_total", "tool" => text("tool"), "outcome" => text("outcome"))
+            metrics::counter!("broker_tool_calls_total", "tool" => tool_label(&text("tool")), "outcome" => text("outcome"))
                 .increment(1);
         }
         _ => {}
+    }
+}
+
+/// Tool names come from clients and backends: a name that does not look
+/// like a tool's is counted as `other`, so odd requests cannot create
+/// unbounded series.
+fn tool_label(name: &str) -> String {
+    let plausible = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+    if plausible {
+        name.to_owned()
+    } else {
+        "other".to_owned()
     }
 }

@@ -135,11 +135,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// Every minute, on every replica: sweep expired rows, pick up (or rotate,
-/// or retire) signing keys so all replicas agree within a minute, and renew
-/// upstream metadata before a login has to wait for it.
+/// Every `server.housekeeping_interval` (a minute), on every replica: sweep
+/// expired rows, pick up (or rotate, or retire) signing keys so all replicas
+/// agree within that time, and renew upstream metadata before a login has
+/// to wait for it.
 async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut tick = tokio::time::interval(state.settings().server.housekeeping_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; start-up just did this
     loop {
         tick.tick().await;

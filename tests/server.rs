@@ -2,13 +2,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{broker_binary, TestDb, TestServer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn probes_answer_and_requests_get_an_id() {
@@ -66,24 +63,12 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn readyz_follows_the_database_down_and_back() {
     let db = TestDb::new().await;
-    if !db.is_postgres() {
+    let Some((proxy, via_proxy)) = support::db_proxy::proxied(&db).await else {
         eprintln!("skipped: needs a database behind a network connection (set TEST_DATABASE_URL)");
         return;
-    }
-    let direct = url::Url::parse(&db.url).unwrap();
-    let upstream: SocketAddr = format!(
-        "{}:{}",
-        direct.host_str().unwrap(),
-        direct.port().unwrap_or(5432)
-    )
-    .parse()
-    .unwrap();
-    let proxy = Proxy::start(upstream).await;
-    let mut via_proxy = direct.clone();
-    via_proxy.set_port(Some(proxy.addr.port())).unwrap();
-
+    };
     let mut settings = db.settings();
-    settings.database.url = via_proxy.to_string();
+    settings.database.url = via_proxy;
     settings.database.connect_timeout.0 = Duration::from_secs(1);
     settings.server.readiness_timeout.0 = Duration::from_secs(1);
     let server = TestServer::start(settings).await;
@@ -181,47 +166,4 @@ async fn serve_refuses_a_bad_config_with_status_2() {
         err.starts_with("config error: ") && err.contains("\"soon\" is not a duration"),
         "{err}"
     );
-}
-
-/// A TCP forwarder that can drop every connection and refuse new ones, so a
-/// test can take the database away from a running broker and give it back.
-struct Proxy {
-    addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let (up2, links2) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                links2.lock().unwrap().push(link);
-            }
-        });
-        Proxy { addr, up, links }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{retrying, Store, StoreError};
 
 /// A registered client as the authorization server needs it.
 #[derive(Debug, Clone)]
@@ -157,19 +157,23 @@ impl Store {
         client_id: &str,
         disabled: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE oauth_clients SET disabled = $1 WHERE client_id = $2")
-            .bind(i64::from(disabled))
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+        let done = retrying(|| {
+            sqlx::query("UPDATE oauth_clients SET disabled = $1 WHERE client_id = $2")
+                .bind(i64::from(disabled))
+                .bind(client_id)
+                .execute(&self.pool)
+        })
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+        let done = retrying(|| {
+            sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&self.pool)
+        })
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

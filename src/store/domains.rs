@@ -2,28 +2,30 @@
 
 use sqlx::Row;
 
-use super::{now, parse_column, Store, StoreError};
+use super::{now, parse_column, retrying, Store, StoreError};
 use crate::allowlist::Domain;
 
 impl Store {
     /// `Ok(false)` when the domain was already allowed.
     pub async fn add_domain(&self, domain: &Domain) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = retrying(|| sqlx::query(
             "INSERT INTO allowed_domains (domain, created_at) VALUES ($1, $2) ON CONFLICT (domain) DO NOTHING",
         )
         .bind(domain.as_str())
         .bind(now())
-        .execute(&self.pool)
+        .execute(&self.pool))
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// `Ok(false)` when the domain was not allowed.
     pub async fn remove_domain(&self, domain: &Domain) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM allowed_domains WHERE domain = $1")
-            .bind(domain.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = retrying(|| {
+            sqlx::query("DELETE FROM allowed_domains WHERE domain = $1")
+                .bind(domain.as_str())
+                .execute(&self.pool)
+        })
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 

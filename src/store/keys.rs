@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{retrying, Store, StoreError};
 
 /// A row of `signing_keys`; `private_key` is PEM, or sealed PEM.
 #[derive(Clone)]
@@ -36,23 +36,25 @@ impl Store {
     }
 
     pub async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
-        )
-        .bind(at)
-        .bind(kid)
-        .execute(&self.pool)
+        retrying(|| {
+            sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
+            )
+            .bind(at)
+            .bind(kid)
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
 
     pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
+        retrying(|| sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&key.kid)
             .bind(&key.algorithm)
             .bind(&key.private_key)
             .bind(key.created_at)
-            .execute(&self.pool)
+            .execute(&self.pool))
             .await?;
         Ok(())
     }

@@ -100,18 +100,22 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Runs a transaction again when SQLite refused it because another writer
-/// committed between its first read and its first write
-/// (SQLITE_BUSY_SNAPSHOT: waiting cannot help, starting over does).
-async fn retrying<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
+/// Runs a write again when SQLite refused it without waiting: another
+/// writer committed between its first read and its first write
+/// (SQLITE_BUSY_SNAPSHOT), or held the lock at that moment (SQLITE_BUSY).
+/// Starting over helps where waiting cannot. Admin writes go through this,
+/// since they share the file with a busy server.
+pub(super) async fn retrying<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     for _ in 0..5 {
         match transaction().await {
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("517") => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            // SQLITE_BUSY too: SQLite returns it at once, without waiting,
+            // when a transaction that has read must wait to write.
+            Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("5" | "517")) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other.map_err(StoreError::from),
         }

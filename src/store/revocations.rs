@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::users::{from_row, COLUMNS};
-use super::{Store, StoreError};
+use super::{retrying, Store, StoreError};
 use crate::allowlist::AllowedUser;
 
 /// Per source, the oldest timestamp a poll reads (inclusive).
@@ -136,34 +136,38 @@ impl Store {
         client_id: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let consents = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+        retrying(|| async {
+            let mut tx = self.pool.begin().await?;
+            let consents =
+                sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+            // Every token of a family shares its person and client.
+            let families = sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 \
+                 AND revoked_at IS NULL",
+            )
+            .bind(at)
             .bind(user_id)
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
-        // Every token of a family shares its person and client.
-        let families = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 \
-             AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(user_id)
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
-        // A later revocation moves the line forward, never back.
-        sqlx::query(
-            "INSERT INTO revoked_grants (user_id, client_id, revoked_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id, client_id) DO UPDATE SET revoked_at = excluded.revoked_at \
-             WHERE excluded.revoked_at > revoked_grants.revoked_at",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(consents.rows_affected() + families.rows_affected() > 0)
+            // A later revocation moves the line forward, never back.
+            sqlx::query(
+                "INSERT INTO revoked_grants (user_id, client_id, revoked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET revoked_at = excluded.revoked_at \
+                 WHERE excluded.revoked_at > revoked_grants.revoked_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(consents.rows_affected() + families.rows_affected() > 0)
+        })
+        .await
     }
 }

@@ -90,10 +90,12 @@ impl Store {
 
     /// `Ok(false)` when the email was not on the allowlist.
     pub async fn remove_user(&self, email: &Email) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM allowed_users WHERE email = $1")
-            .bind(email.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = retrying(|| {
+            sqlx::query("DELETE FROM allowed_users WHERE email = $1")
+                .bind(email.as_str())
+                .execute(&self.pool)
+        })
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 }

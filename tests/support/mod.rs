@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 pub mod audit;
 pub mod cimd;
+pub mod db_proxy;
 pub mod eventually;
 pub mod flow;
 pub mod gateway;
@@ -174,6 +175,16 @@ impl Reserved {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        Reserved {
+            listener,
+            addr,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// A port already bound (e.g. the one a stopped broker used).
+    pub fn from_listener(listener: tokio::net::TcpListener) -> Reserved {
         let addr = listener.local_addr().unwrap();
         Reserved {
             listener,
