@@ -4,7 +4,8 @@
 //!
 //! Environment: BROKER_URL (required), WORKERS (16), LOAD_SECONDS (15),
 //! REQUESTS (stop after this many refreshes; unlimited), LOGINS (200).
-//! Prints one JSON line.
+//! Prints one JSON line. With MODE=access-token it only signs in once and
+//! prints the access token (scripts/bench-mcp.sh loads /mcp with it).
 
 #[allow(dead_code)]
 #[path = "../tests/support/flow.rs"]
@@ -48,6 +49,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let base = std::env::var("BROKER_URL").expect("BROKER_URL of a running broker");
+    if std::env::var("MODE").as_deref() == Ok("access-token") {
+        let flow = Flow::new(&base);
+        println!(
+            "{}",
+            flow.access_token(EMAIL).await["access_token"]
+                .as_str()
+                .unwrap()
+        );
+        return;
+    }
     let workers = env_or("WORKERS", 16);
     let seconds = env_or("LOAD_SECONDS", 15);
     let limit = env_or("REQUESTS", u64::MAX);

@@ -249,4 +249,21 @@ mod tests {
         assert_eq!(cache_lifetime("max-age=99999999"), LONGEST_MAX_AGE);
         assert_eq!(cache_lifetime("private"), DEFAULT_MAX_AGE);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn private_ranges_are_never_public(b in 0u8.., c in 0u8.., d in 0u8..) {
+            for ip in [
+                std::net::Ipv4Addr::new(10, b, c, d),
+                std::net::Ipv4Addr::new(127, b, c, d),
+                std::net::Ipv4Addr::new(169, 254, c, d),
+                std::net::Ipv4Addr::new(192, 168, c, d),
+                std::net::Ipv4Addr::new(172, 16 + b % 16, c, d),
+                std::net::Ipv4Addr::new(100, 64 + b % 64, c, d),
+            ] {
+                proptest::prop_assert!(!is_public(IpAddr::V4(ip)), "{}", ip);
+                proptest::prop_assert!(!is_public(IpAddr::V6(ip.to_ipv6_mapped())), "{}", ip);
+            }
+        }
+    }
 }

@@ -213,3 +213,23 @@ impl ClientKeyCache {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// An assertion from anyone is read for its `iss` without panicking,
+        /// and its keys document too.
+        #[test]
+        fn any_assertion_or_key_set_is_read_safely(
+            assertion in "\\PC{0,120}|[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,40}",
+            keys in "\\PC{0,200}",
+        ) {
+            let _ = claimed_client(&assertion);
+            let set = serde_json::from_str::<Value>(&keys).unwrap_or(Value::Null);
+            let _ = parse_keys(&set);
+            let _ = parse_keys(&serde_json::json!({ "keys": [set] }));
+        }
+    }
+}

@@ -109,3 +109,23 @@ async fn known_client(app: &AppState, client_id: &str) -> Result<Client, OAuthEr
         .filter(|c| !c.disabled)
         .ok_or_else(|| OAuthError::invalid_client("unknown client; register again"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    proptest::proptest! {
+        /// Whatever the Authorization header holds: credentials or nothing.
+        #[test]
+        fn any_basic_header_is_read_safely(value in "(Basic|basic|Bearer) [A-Za-z0-9+/=%:]{0,80}|\\PC{0,60}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(header::AUTHORIZATION, v);
+            }
+            if let Some((id, _)) = basic_credentials(&headers) {
+                proptest::prop_assert!(!id.contains(':') || value.contains('%'));
+            }
+        }
+    }
+}

@@ -88,4 +88,31 @@ mod tests {
         assert!(!matches(&reg, "http://evil.example:3000/cb"));
         assert!(!matches(&reg, "http://127.0.0.1:5/callback#x"));
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, a URI that passes is https or loopback
+        /// http, and has neither fragment nor credentials.
+        #[test]
+        fn what_passes_is_safe(raw in "\\PC{0,80}|(https?|javascript|data|file)://[a-z0-9.@:\\[\\]#?/%-]{0,40}") {
+            if let Ok(url) = check(&raw) {
+                proptest::prop_assert!(url.fragment().is_none());
+                proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
+                proptest::prop_assert!(url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)));
+            }
+        }
+
+        /// A presented URI on another host never matches a registered one.
+        #[test]
+        fn another_host_never_matches(host in "[a-z]{1,12}\\.(example|test)", port in 1u16.., path in "/[a-z/]{0,12}") {
+            let registered = vec![
+                "https://app.example/cb".to_string(),
+                "http://127.0.0.1/cb".to_string(),
+                "http://localhost/cb".to_string(),
+            ];
+            for scheme in ["http", "https"] {
+                let presented = format!("{scheme}://{host}:{port}{path}");
+                proptest::prop_assert!(!matches(&registered, &presented), "{}", presented);
+            }
+        }
+    }
 }

@@ -212,3 +212,43 @@ fn control_characters(document: &Map<String, Value>) -> Option<String> {
         .find(|(k, v)| k.chars().any(char::is_control) || bad(v))
         .map(|(k, _)| k.escape_debug().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HumanDuration;
+
+    fn policy() -> RegistrationSettings {
+        RegistrationSettings {
+            enabled: true,
+            initial_access_token: None,
+            allowed_redirect_uris: Vec::new(),
+            client_idle_expiry: HumanDuration(std::time::Duration::from_secs(60)),
+            cimd_enabled: true,
+            cimd_allow_insecure_hosts: false,
+        }
+    }
+
+    proptest::proptest! {
+        /// Any body: an answer, never a panic.
+        #[test]
+        fn any_body_is_answered(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = describe(&policy(), &body);
+        }
+
+        /// Metadata that passes has only redirect URIs registration allows.
+        #[test]
+        fn accepted_metadata_has_safe_redirects(
+            uris in proptest::collection::vec("\\PC{0,40}|https?://[a-z0-9.@:#/-]{0,30}", 0..4),
+            name in proptest::option::of("\\PC{0,250}"),
+        ) {
+            let body = serde_json::json!({ "redirect_uris": uris, "client_name": name }).to_string();
+            if let Ok(described) = describe(&policy(), body.as_bytes()) {
+                for uri in &described.redirect_uris {
+                    proptest::prop_assert!(redirect_uri::check(uri).is_ok(), "{}", uri);
+                }
+                proptest::prop_assert!(control_characters(&described.document).is_none());
+            }
+        }
+    }
+}
