@@ -104,6 +104,18 @@ fn answered(result: Result<String, AdminError>) -> CallToolResult {
 }
 
 impl BrokerTools {
+    async fn set_status(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        email: &str,
+        status: Status,
+    ) -> CallToolResult {
+        match self.admin(ctx) {
+            Ok(_) => answered(admin::users::set_status(self.app.store(), email, status).await),
+            Err(refused) => refused,
+        }
+    }
+
     /// Admin tools run only for an admin whose token carries `mcp:admin`
     /// (the HTTP layer already asked for the scope; this is the last word).
     fn admin<'a>(
@@ -206,12 +218,7 @@ impl BrokerTools {
         Parameters(args): Parameters<PersonArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        if let Err(refused) = self.admin(&ctx) {
-            return Ok(refused);
-        }
-        Ok(answered(
-            admin::users::set_status(self.app.store(), &args.email, Status::Suspended).await,
-        ))
+        Ok(self.set_status(&ctx, &args.email, Status::Suspended).await)
     }
 
     #[tool(description = "Admin only (scope mcp:admin): let a suspended person in again.")]
@@ -220,12 +227,7 @@ impl BrokerTools {
         Parameters(args): Parameters<PersonArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        if let Err(refused) = self.admin(&ctx) {
-            return Ok(refused);
-        }
-        Ok(answered(
-            admin::users::set_status(self.app.store(), &args.email, Status::Active).await,
-        ))
+        Ok(self.set_status(&ctx, &args.email, Status::Active).await)
     }
 }
 
