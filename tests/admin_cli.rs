@@ -61,7 +61,10 @@ async fn refused_soon(flow: &Flow, token: &str) {
     }
 }
 
-#[tokio::test]
+// Several threads: the CLI runs as a blocking child process, and the
+// broker in this process must keep running (and finish its own
+// transactions) meanwhile, or the two wait on each other's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_tokens_keys_and_audit() {
     let (db, server, flow) = support::dev_broker(&[ALICE]).await;
     let admin = Admin::for_db(&db.url);

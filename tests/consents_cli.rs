@@ -37,7 +37,10 @@ async fn refresh(flow: &Flow, client: &str, tokens: &Value) -> (u16, Value) {
     (status.as_u16(), body)
 }
 
-#[tokio::test]
+// Several threads: the CLI runs as a blocking child process, and the
+// broker in this process must keep running (and finish its own
+// transactions) meanwhile, or the two wait on each other's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_consent_revokes_that_clients_tokens_only() {
     let (db, server, flow) = support::dev_broker(&[ALICE]).await;
     let (first, first_tokens) = flow.client_and_tokens(ALICE).await;

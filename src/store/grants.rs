@@ -41,6 +41,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if claimed.rows_affected() != 1 {
+            tx.rollback().await?;
             return Ok(false);
         }
         if let Some(t) = &r.refresh {
@@ -268,6 +269,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if replaced.rows_affected() != 1 {
+                // Explicitly: an UPDATE ran, and SQLite keeps the write lock
+                // until the transaction ends.
+                tx.rollback().await?;
                 return Ok(false);
             }
         }
