@@ -132,6 +132,31 @@ async fn allowlist_tools_need_the_admin_role_and_the_admin_scope() {
         challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"mcp:tools mcp:admin\", resource_metadata=\""),
         "{challenge}"
     );
+    // A name hidden behind a JSON escape passes the HTTP check but meets
+    // the tool's own: a tool error, and nothing changes.
+    let escaped = flow
+        .http
+        .post(flow.url("/mcp"))
+        .bearer_auth(&plain)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"allowlist\u005fadd","arguments":{"email":"mallory@example.com"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(escaped.status(), 200);
+    let body: Value = escaped.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], json!(true), "{body}");
+    assert!(
+        body.to_string().contains("lacks the mcp:admin scope"),
+        "{body}"
+    );
+    assert!(store
+        .user(&Email::parse("mallory@example.com").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     // Other tools still work with that token.
     assert_eq!(
         text(&call(&flow, &plain, "echo", json!({"text": "x"})).await),
