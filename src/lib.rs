@@ -317,11 +317,5 @@ pub fn app(state: AppState) -> Router {
     if settings.server.metrics_bind.is_none() {
         router = router.route("/metrics", axum::routing::get(metrics::page));
     }
-    let router = router
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            web::with_branding,
-        ));
-    server::with_middleware(router, &settings).with_state(state)
+    server::with_middleware(router, &state).with_state(state)
 }

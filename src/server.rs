@@ -5,8 +5,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
-use axum::Router;
+use axum::response::IntoResponse;
+use axum::{middleware, Router};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -15,15 +17,18 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::store::{Store, StoreError};
-use crate::{app, AppState, StartError};
+use crate::{app, metrics, web, AppState, StartError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Request ids, tracing, timeouts and the body limit, outermost first.
-pub fn with_middleware<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    settings: &Settings,
-) -> Router<S> {
+/// What every route shares, outermost first: request ids, tracing,
+/// branding, metrics (timeouts and oversized bodies included), timeouts
+/// and the body limit. One `Router::layer` for
+/// all of them, not one each: a layer boundary is a boxed route that axum
+/// clones, with all it wraps, on every request, so stacked boundaries cost
+/// each request a clone per pair of them (BENCHMARKS.md).
+pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let settings = state.settings();
     // Only the path is logged: query strings carry codes and tokens.
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
         let id = req
@@ -33,15 +38,24 @@ pub fn with_middleware<S: Clone + Send + Sync + 'static>(
             .unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     });
-    router
-        .layer(RequestBodyLimitLayer::new(settings.server.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.server.request_timeout.0,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(trace)
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                web::with_branding,
+            ))
+            .layer(middleware::from_fn(metrics::track))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                settings.server.request_timeout.0,
+            ))
+            // The timeout's own answer needs a body type with a default.
+            .map_response(IntoResponse::into_response)
+            .layer(RequestBodyLimitLayer::new(settings.server.max_body_bytes)),
+    )
 }
 
 /// CORS for endpoints browser-based clients call (the MCP Inspector): no
@@ -103,6 +117,7 @@ pub async fn serve(
         None => None,
     };
     let router = app(state.clone());
+    let tool_audit = state.tool_audit().clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -131,6 +146,7 @@ pub async fn serve(
     if let Some(metrics) = metrics_server {
         metrics.abort();
     }
+    tool_audit.flush().await;
     store.close().await;
     Ok(())
 }

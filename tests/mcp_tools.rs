@@ -252,3 +252,26 @@ async fn allowlist_tools_need_the_admin_role_and_the_admin_scope() {
         .is_none());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn tool_calls_made_just_before_shutdown_are_in_the_audit_log() {
+    let (db, server, flow) = support::dev_broker(&[ALICE]).await;
+    let token = flow.access_token_with(ALICE, &[]).await;
+    for n in 0..3 {
+        let reply = call(&flow, &token, "echo", json!({ "text": format!("last words {n}") })).await;
+        assert_eq!(reply.status, 200);
+    }
+    // No waiting: the writer lingers to batch, and shutdown must not lose
+    // what it holds.
+    server.stop().await;
+    let store = db.store().await;
+    let calls: Vec<Value> = store
+        .audit_events(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.0 == "tool_called")
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+}

@@ -353,3 +353,42 @@ async fn expired_logins_are_purged_and_codes_kept_a_day_for_replay_detection() {
     );
     assert!(store.auth_code("ancient").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_batch_of_audit_entries_is_stored_whole_whatever_its_size() {
+    use mcp_auth_broker::store::AuditEntry;
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    // 128 + 128 + 32 + 8 + 4 + 1 rows: every statement size but the middle ones.
+    let entries: Vec<AuditEntry> = (0..301)
+        .map(|i| AuditEntry {
+            at: 1_000 + i,
+            event: "tool_called".into(),
+            email: Some(format!("person{i}@example.com")),
+            client_id: (i % 2 == 0).then(|| format!("client-{i}")),
+            detail: serde_json::json!({ "tool": "whoami", "n": i }),
+            ip: None,
+        })
+        .collect();
+    store.audit_batch(&entries).await.unwrap();
+    let later: Vec<AuditEntry> = entries[..3]
+        .iter()
+        .map(|e| AuditEntry {
+            at: e.at + 10_000,
+            ..e.clone()
+        })
+        .collect();
+    store.audit_batch(&later).await.unwrap();
+    let stored = store.audit_since(0, None, 1_000).await.unwrap();
+    assert_eq!(stored.len(), 304);
+    for (i, e) in stored.iter().take(301).enumerate() {
+        let i = i as i64;
+        assert_eq!(e.at, 1_000 + i);
+        assert_eq!(
+            e.email.as_deref(),
+            Some(format!("person{i}@example.com").as_str())
+        );
+        assert_eq!(e.client_id, (i % 2 == 0).then(|| format!("client-{i}")));
+        assert_eq!(e.detail["n"], i);
+    }
+}

@@ -4,8 +4,10 @@
 mod guard;
 mod tools;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::{middleware, Router};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -36,13 +38,17 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .with_allowed_hosts(hosts);
     let service: StreamableHttpService<tools::BrokerTools, NeverSessionManager> =
         StreamableHttpService::new(
-            {
-                let app = app.clone();
-                move || Ok(tools::BrokerTools::new(app.clone()))
-            },
+            tools::BrokerTools::factory(app.clone()),
             Arc::new(NeverSessionManager::default()),
             config,
         );
+    // axum clones a route's service for every request; rmcp's clone copies
+    // its configuration, an Arc's does not.
+    let service = Arc::new(service);
+    let service = tower::service_fn(move |request: Request| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(service.handle(request).await) }
+    });
     Router::new()
         .nest_service("/mcp", service)
         .route_layer(middleware::from_fn_with_state(app.clone(), guard::layer))

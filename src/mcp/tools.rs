@@ -2,6 +2,7 @@
 //! `server_time`; for admins whose token has `mcp:admin`, the allowlist.
 //! Every call is audited (batched) with its outcome and duration.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -29,17 +30,23 @@ pub const ADMIN_TOOLS: [&str; 4] = [
     "allowlist_activate",
 ];
 
+/// One per request (the endpoint is stateless); the tool table is built
+/// once and shared, not rebuilt for every call.
 #[derive(Clone)]
 pub struct BrokerTools {
     app: AppState,
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl BrokerTools {
-    pub fn new(app: AppState) -> Self {
-        BrokerTools {
-            app,
-            tool_router: Self::tool_router(),
+    /// What `/mcp` makes its per-request handlers with.
+    pub fn factory(app: AppState) -> impl Fn() -> Result<BrokerTools, std::io::Error> {
+        let tool_router = Arc::new(Self::tool_router());
+        move || {
+            Ok(BrokerTools {
+                app: app.clone(),
+                tool_router: tool_router.clone(),
+            })
         }
     }
 }

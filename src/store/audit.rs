@@ -1,5 +1,7 @@
 //! `audit_log`: who did what, when, from where.
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::{now, Store, StoreError};
@@ -22,6 +24,42 @@ pub struct AuditEntry {
     pub client_id: Option<String>,
     pub detail: Value,
     pub ip: Option<String>,
+}
+
+/// Rows per INSERT of a batch, largest first: powers of two, so that any
+/// batch is a few statements and each connection prepares at most these
+/// eight (6 × 128 parameters stay far below SQLite's and PostgreSQL's limits).
+const BATCH_ROWS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+
+/// `INSERT … VALUES (…), (…), …` for `BATCH_ROWS[size]` entries, built
+/// once per size.
+fn insert_rows(size: usize) -> &'static str {
+    static STATEMENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        BATCH_ROWS
+            .iter()
+            .map(|&rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let p = row * 6;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6
+                        )
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO audit_log (at, event, email, client_id, detail, ip) VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &STATEMENTS[size]
 }
 
 impl Store {
@@ -48,19 +86,26 @@ impl Store {
         Ok(())
     }
 
-    /// Writes many entries in one transaction (the batched tool-call log).
+    /// Writes many entries in one transaction (the batched tool-call log),
+    /// many rows per statement: one round trip to the database's worker
+    /// per statement is what a busy endpoint would otherwise pay per call.
     pub async fn audit_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for e in entries {
-            sqlx::query("INSERT INTO audit_log (at, event, email, client_id, detail, ip) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(e.at)
-                .bind(&e.event)
-                .bind(e.email.clone())
-                .bind(e.client_id.clone())
-                .bind(e.detail.to_string())
-                .bind(e.ip.clone())
-                .execute(&mut *tx)
-                .await?;
+        let mut rest = entries;
+        while let Some(size) = BATCH_ROWS.iter().position(|&n| n <= rest.len()) {
+            let (chunk, tail) = rest.split_at(BATCH_ROWS[size]);
+            let mut query = sqlx::query(insert_rows(size));
+            for e in chunk {
+                query = query
+                    .bind(e.at)
+                    .bind(&e.event)
+                    .bind(e.email.clone())
+                    .bind(e.client_id.clone())
+                    .bind(e.detail.to_string())
+                    .bind(e.ip.clone());
+            }
+            query.execute(&mut *tx).await?;
+            rest = tail;
         }
         tx.commit().await?;
         Ok(())
