@@ -258,7 +258,13 @@ async fn tool_calls_made_just_before_shutdown_are_in_the_audit_log() {
     let (db, server, flow) = support::dev_broker(&[ALICE]).await;
     let token = flow.access_token_with(ALICE, &[]).await;
     for n in 0..3 {
-        let reply = call(&flow, &token, "echo", json!({ "text": format!("last words {n}") })).await;
+        let reply = call(
+            &flow,
+            &token,
+            "echo",
+            json!({ "text": format!("last words {n}") }),
+        )
+        .await;
         assert_eq!(reply.status, 200);
     }
     // No waiting: the writer lingers to batch, and shutdown must not lose
