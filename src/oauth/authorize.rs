@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::login::{after_login, Next};
 use super::redirect_uri;
 use crate::allowlist::{AllowedUser, Status};
+use crate::config::OAuthSettings;
 use crate::secrets;
 use crate::store::{now, AuthRequest, BrowserSession, Client};
 use crate::upstream::Upstream;
@@ -125,56 +126,9 @@ pub async fn start(
         ))
     };
 
-    if state.is_some_and(|s| s.chars().any(char::is_control)) {
-        return Err(refuse(
-            "invalid_request",
-            "state must not contain control characters",
-        ));
-    }
-    if q.response_type.as_deref() != Some("code") {
-        return Err(refuse(
-            "unsupported_response_type",
-            "response_type must be code",
-        ));
-    }
-    let Some(challenge) = q.code_challenge.as_deref().filter(|c| !c.is_empty()) else {
-        return Err(refuse(
-            "invalid_request",
-            "code_challenge is required (PKCE with S256)",
-        ));
-    };
-    if q.code_challenge_method.as_deref() != Some("S256") {
-        return Err(refuse(
-            "invalid_request",
-            "code_challenge_method must be S256; plain is not accepted",
-        ));
-    }
-    let challenge_ok = (43..=128).contains(&challenge.len())
-        && challenge
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !challenge_ok {
-        return Err(refuse(
-            "invalid_request",
-            "code_challenge must be 43 to 128 base64url characters",
-        ));
-    }
+    let Asked { challenge, scope } = check_request(&q, &app.settings().oauth)
+        .map_err(|(error, description)| refuse(error, &description))?;
     let settings = app.settings();
-    let scope = match q.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => settings.oauth.default_scopes.join(" "),
-        Some(asked) => {
-            if let Some(bad) = asked
-                .split_whitespace()
-                .find(|s| !settings.oauth.scopes_supported.iter().any(|x| x == s))
-            {
-                return Err(refuse(
-                    "invalid_scope",
-                    &format!("scope {bad:?} is not offered by this server"),
-                ));
-            }
-            asked.split_whitespace().collect::<Vec<_>>().join(" ")
-        }
-    };
     // Without `resource`, the token is for the built-in endpoint.
     let resource = match q.resource.as_deref() {
         None => app.mcp_resource().to_owned(),
@@ -256,6 +210,73 @@ pub async fn start(
         location,
         browser_secret,
     })
+}
+
+/// What a well-formed authorization request asks for.
+pub struct Asked<'q> {
+    pub challenge: &'q str,
+    pub scope: String,
+}
+
+/// Checks the request's own parameters (state, response_type, PKCE, scope)
+/// against `oauth`; a refusal is an OAuth error code and its description.
+pub fn check_request<'q>(
+    q: &'q AuthorizeQuery,
+    oauth: &OAuthSettings,
+) -> Result<Asked<'q>, (&'static str, String)> {
+    if q.state
+        .as_deref()
+        .is_some_and(|s| s.chars().any(char::is_control))
+    {
+        return Err((
+            "invalid_request",
+            "state must not contain control characters".into(),
+        ));
+    }
+    if q.response_type.as_deref() != Some("code") {
+        return Err((
+            "unsupported_response_type",
+            "response_type must be code".into(),
+        ));
+    }
+    let Some(challenge) = q.code_challenge.as_deref().filter(|c| !c.is_empty()) else {
+        return Err((
+            "invalid_request",
+            "code_challenge is required (PKCE with S256)".into(),
+        ));
+    };
+    if q.code_challenge_method.as_deref() != Some("S256") {
+        return Err((
+            "invalid_request",
+            "code_challenge_method must be S256; plain is not accepted".into(),
+        ));
+    }
+    let challenge_ok = (43..=128).contains(&challenge.len())
+        && challenge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !challenge_ok {
+        return Err((
+            "invalid_request",
+            "code_challenge must be 43 to 128 base64url characters".into(),
+        ));
+    }
+    let scope = match q.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => oauth.default_scopes.join(" "),
+        Some(asked) => {
+            if let Some(bad) = asked
+                .split_whitespace()
+                .find(|s| !oauth.scopes_supported.iter().any(|x| x == s))
+            {
+                return Err((
+                    "invalid_scope",
+                    format!("scope {bad:?} is not offered by this server"),
+                ));
+            }
+            asked.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    };
+    Ok(Asked { challenge, scope })
 }
 
 async fn browser_session(

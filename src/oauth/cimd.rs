@@ -11,6 +11,8 @@ use url::Url;
 
 use super::error::OAuthError;
 use super::register::{self, Described};
+use crate::config::RegistrationSettings;
+use crate::outbound::Outbound;
 use crate::store::{now, Client, NewClient, StoreError, PRIVATE_KEY_JWT};
 use crate::web::ErrorPage;
 use crate::AppState;
@@ -78,14 +80,15 @@ pub async fn client(app: &AppState, client_id: &str) -> Result<Option<Client>, D
     {
         return Ok(cached);
     }
-    let url = document_url(app, client_id).map_err(refused)?;
+    let url = document_url(app.outbound(), client_id).map_err(refused)?;
     let fetched = app
         .outbound()
         .get(&url)
         .await
         .map_err(|e| refused(e.to_string()))?;
     let (client, response_types) = describe(
-        app,
+        &app.settings().registration,
+        app.outbound(),
         client_id,
         &fetched.body,
         at + fetched.max_age.as_secs() as i64,
@@ -105,9 +108,9 @@ pub async fn client(app: &AppState, client_id: &str) -> Result<Option<Client>, D
 /// The document's URL, if `client_id` is one the draft allows: https (http
 /// only in development), a path, no fragment, no credentials, and written
 /// canonically so that one client cannot appear under two ids.
-fn document_url(app: &AppState, client_id: &str) -> Result<Url, String> {
+pub fn document_url(outbound: &Outbound, client_id: &str) -> Result<Url, String> {
     let url = Url::parse(client_id).map_err(|e| format!("it is not a URL ({e})"))?;
-    if !app.outbound().scheme_allowed(&url) {
+    if !outbound.scheme_allowed(&url) {
         return Err("a client_id URL must use https".into());
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
@@ -126,8 +129,9 @@ fn document_url(app: &AppState, client_id: &str) -> Result<Url, String> {
 }
 
 /// Checks a fetched document and turns it into the client it describes.
-fn describe(
-    app: &AppState,
+pub fn describe(
+    policy: &RegistrationSettings,
+    outbound: &Outbound,
     client_id: &str,
     body: &[u8],
     expires_at: i64,
@@ -138,7 +142,7 @@ fn describe(
         redirect_uris,
         grant_types,
         response_types,
-    } = register::describe(&app.settings().registration, body).map_err(|e| e.description)?;
+    } = register::describe(policy, body).map_err(|e| e.description)?;
     let metadata = Value::Object(document);
     let fields: DocumentFields =
         serde_json::from_value(metadata.clone()).map_err(|e| format!("malformed document: {e}"))?;
@@ -163,7 +167,7 @@ fn describe(
             (Some(_), None) => {}
             (None, Some(uri)) => {
                 let url = Url::parse(uri).map_err(|e| format!("jwks_uri is not a URL ({e})"))?;
-                if !app.outbound().scheme_allowed(&url) {
+                if !outbound.scheme_allowed(&url) {
                     return Err("jwks_uri must use https".into());
                 }
             }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -43,6 +43,13 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
+/// What a checked assertion leaves to record: its single-use `jti` until `exp`.
+#[derive(Debug)]
+pub struct CheckedClaims {
+    pub exp: i64,
+    pub jti: String,
+}
+
 /// `jwks_uri` documents, per replica, for as long as their Cache-Control says.
 #[derive(Default)]
 pub struct ClientKeyCache {
@@ -62,7 +69,31 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
 }
 
 pub async fn verify(app: &AppState, client: &Client, assertion: &str) -> Result<(), OAuthError> {
-    let refuse = |why: &str| OAuthError::invalid_client(format!("client_assertion {why}"));
+    let header = header(assertion)?;
+    let keys = client_keys(app, client, header.kid.as_deref()).await?;
+    let claims = check(
+        assertion,
+        &header,
+        &keys,
+        &client.client_id,
+        app.settings().issuer(),
+    )?;
+    let first_use = app
+        .store()
+        .record_assertion(&client.client_id, &claims.jti, claims.exp + LEEWAY as i64)
+        .await?;
+    if !first_use {
+        return Err(refuse("was already used (its jti has been seen before)"));
+    }
+    Ok(())
+}
+
+fn refuse(why: &str) -> OAuthError {
+    OAuthError::invalid_client(format!("client_assertion {why}"))
+}
+
+/// The header of an assertion signed with an algorithm we accept.
+pub fn header(assertion: &str) -> Result<Header, OAuthError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refuse("is not a JWT"))?;
     if !ALGORITHMS.contains(&header.alg) {
         return Err(refuse(&format!(
@@ -70,16 +101,27 @@ pub async fn verify(app: &AppState, client: &Client, assertion: &str) -> Result<
             header.alg
         )));
     }
-    let keys = client_keys(app, client, header.kid.as_deref()).await?;
-    let issuer = app.settings().issuer();
+    Ok(header)
+}
+
+/// An assertion's claims once checked: signed by one of `keys`, iss and sub
+/// the client, for `issuer`, in time, and with a usable `jti` (whose single
+/// use the caller records).
+pub fn check(
+    assertion: &str,
+    header: &Header,
+    keys: &[Jwk],
+    client_id: &str,
+    issuer: &str,
+) -> Result<CheckedClaims, OAuthError> {
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[
         issuer.to_owned(),
         format!("{issuer}/token"),
         format!("{issuer}/oauth/token"),
     ]);
-    validation.set_issuer(&[&client.client_id]);
-    validation.sub = Some(client.client_id.clone());
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.to_owned());
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     validation.validate_nbf = true;
     validation.leeway = LEEWAY;
@@ -105,22 +147,17 @@ pub async fn verify(app: &AppState, client: &Client, assertion: &str) -> Result<
         }
     }
     let claims = verified.ok_or(last)?;
-    let at = now();
-    if claims.exp - at > LONGEST_LIFETIME {
+    if claims.exp - now() > LONGEST_LIFETIME {
         return Err(refuse("must expire within 10 minutes"));
     }
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256 && !j.chars().any(char::is_control))
         .ok_or_else(|| refuse("needs a jti (1 to 256 characters)"))?;
-    let first_use = app
-        .store()
-        .record_assertion(&client.client_id, &jti, claims.exp + LEEWAY as i64)
-        .await?;
-    if !first_use {
-        return Err(refuse("was already used (its jti has been seen before)"));
-    }
-    Ok(())
+    Ok(CheckedClaims {
+        exp: claims.exp,
+        jti,
+    })
 }
 
 fn claim_problem(kind: &ErrorKind, issuer: &str) -> String {
@@ -171,7 +208,7 @@ async fn client_keys(
 
 /// The keys of a JWK set this library understands; others are skipped, not
 /// fatal (a set may hold keys for other purposes).
-fn parse_keys(set: &Value) -> Vec<Jwk> {
+pub fn parse_keys(set: &Value) -> Vec<Jwk> {
     set.get("keys")
         .and_then(Value::as_array)
         .map(|keys| {

@@ -29,6 +29,20 @@ pub use client_assertion::ClientKeyCache;
 pub use client_auth::basic_credentials;
 pub use error::OAuthError;
 
+/// The parsers and checks that face attackers, for the fuzz targets in
+/// `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::authorize::{check_request, redirect_with, Asked, AuthorizeQuery};
+    pub use super::cimd::{describe as describe_document, document_url};
+    pub use super::client_assertion::{
+        check as check_assertion, claimed_client, header as assertion_header, parse_keys,
+        CheckedClaims,
+    };
+    pub use super::redirect_uri::{check as check_redirect_uri, matches as redirect_uri_matches};
+    pub use super::register::{describe as describe_registration, Described};
+}
+
 use crate::bearer::{self, Audience, Identity};
 use crate::config::Settings;
 use crate::secrets;

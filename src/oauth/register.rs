@@ -14,7 +14,7 @@ const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_p
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
 #[derive(Deserialize)]
-pub(super) struct Request {
+pub struct Request {
     pub redirect_uris: Option<Vec<String>>,
     pub token_endpoint_auth_method: Option<String>,
     pub grant_types: Option<Vec<String>>,
@@ -24,7 +24,7 @@ pub(super) struct Request {
 }
 
 /// Client metadata that passed the checks every kind of client shares.
-pub(super) struct Described {
+pub struct Described {
     pub document: Map<String, Value>,
     pub request: Request,
     pub redirect_uris: Vec<String>,
@@ -99,10 +99,7 @@ pub async fn register(
 /// Parses client metadata (a registration request or a metadata document)
 /// and applies the checks every kind of client shares: redirect URIs safe
 /// and allowed by policy, the code flow only, a sane name.
-pub(super) fn describe(
-    policy: &RegistrationSettings,
-    body: &[u8],
-) -> Result<Described, OAuthError> {
+pub fn describe(policy: &RegistrationSettings, body: &[u8]) -> Result<Described, OAuthError> {
     let document: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!("the body must be a JSON object: {e}"))
     })?;
