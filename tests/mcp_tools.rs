@@ -6,7 +6,7 @@ mod support;
 
 use mcp_auth_broker::allowlist::{Email, Role, Status, UserChange};
 use serde_json::{json, Value};
-use support::audit::{has_call, tool_calls};
+use support::audit::{has_call, stored_tool_calls, tool_calls};
 use support::flow::{location, param, Flow, McpReply, Pkce};
 
 const ADMIN: &str = "admin@example.com";
@@ -271,13 +271,6 @@ async fn tool_calls_made_just_before_shutdown_are_in_the_audit_log() {
     // what it holds.
     server.stop().await;
     let store = db.store().await;
-    let calls: Vec<Value> = store
-        .audit_events(50)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.0 == "tool_called")
-        .map(|e| e.2)
-        .collect();
+    let calls = stored_tool_calls(&store).await;
     assert_eq!(calls.len(), 3, "{calls:?}");
 }

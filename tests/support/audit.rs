@@ -10,14 +10,7 @@ use serde_json::Value;
 pub async fn tool_calls(store: &Store, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let calls: Vec<Value> = store
-            .audit_events(500)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.0 == "tool_called")
-            .map(|e| e.2)
-            .collect();
+        let calls = stored_tool_calls(store).await;
         if done(&calls) {
             return calls;
         }
@@ -27,6 +20,18 @@ pub async fn tool_calls(store: &Store, done: impl Fn(&[Value]) -> bool) -> Vec<V
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `tool_called` entries stored so far (the newest 500 entries).
+pub async fn stored_tool_calls(store: &Store) -> Vec<Value> {
+    store
+        .audit_events(500)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.0 == "tool_called")
+        .map(|e| e.2)
+        .collect()
 }
 
 /// Whether `calls` has one of `tool` through `backend` with `outcome`.
