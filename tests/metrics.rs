@@ -79,3 +79,31 @@ async fn metrics_bind_serves_them_on_their_own_port_only() {
         .contains("broker_http_requests_total"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn answers_of_the_body_limit_are_counted_too() {
+    let db = TestDb::new().await;
+    let mut settings = db.settings();
+    settings.server.max_body_bytes = 1024;
+    let server = support::TestServer::start(settings).await;
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(server.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = r#"broker_http_requests_total{route="/token",method="POST",status="413"}"#;
+    assert!(text.contains(series), "{series} missing from:\n{text}");
+    server.stop().await;
+}

@@ -30,6 +30,20 @@ pub const ADMIN_TOOLS: [&str; 4] = [
     "allowlist_activate",
 ];
 
+/// `whoami`'s answer. Written straight from borrowed fields: it is the call
+/// every load test and health probe makes. Keys in alphabetical order, as
+/// they always were.
+#[derive(serde::Serialize)]
+struct WhoAmI<'a> {
+    client_id: &'a str,
+    email: &'a str,
+    name: Option<&'a str>,
+    role: Role,
+    scopes: Vec<&'a str>,
+    token_expires_at: String,
+    user_id: &'a str,
+}
+
 /// One per request (the endpoint is stateless); the tool table is built
 /// once and shared, not rebuilt for every call.
 #[derive(Clone)]
@@ -154,16 +168,18 @@ impl BrokerTools {
         let Identity { user, claims } = identity(&ctx)?;
         let expires =
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp.max(0) as u64);
-        let body = json!({
-            "email": user.email,
-            "name": user.name,
-            "role": user.role,
-            "user_id": user.user_id,
-            "client_id": claims.client_id,
-            "scopes": claims.scopes().collect::<Vec<_>>(),
-            "token_expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
-        });
-        Ok(text(body.to_string()))
+        let body = WhoAmI {
+            client_id: &claims.client_id,
+            email: user.email.as_str(),
+            name: user.name.as_deref(),
+            role: user.role,
+            scopes: claims.scopes().collect(),
+            token_expires_at: humantime::format_rfc3339_seconds(expires).to_string(),
+            user_id: &user.user_id,
+        };
+        let body = serde_json::to_string(&body)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(text(body))
     }
 
     #[tool(description = "Sends the given text back unchanged.")]

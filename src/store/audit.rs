@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use super::{now, Store, StoreError};
+use super::{now, Backend, Store, StoreError};
 
 /// One audit entry; `detail` is free-form JSON (never a secret).
 pub struct AuditEvent<'a> {
@@ -32,24 +32,17 @@ pub struct AuditEntry {
 const BATCH_ROWS: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 /// `INSERT … VALUES (…), (…), …` for `BATCH_ROWS[size]` entries, built
-/// once per size.
-fn insert_rows(size: usize) -> &'static str {
-    static STATEMENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+/// once per size and engine.
+fn insert_rows(backend: Backend, size: usize) -> &'static str {
+    fn statements(placeholder: fn(usize) -> String) -> Vec<String> {
         BATCH_ROWS
             .iter()
             .map(|&rows| {
                 let values: Vec<String> = (0..rows)
                     .map(|row| {
-                        let p = row * 6;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${})",
-                            p + 1,
-                            p + 2,
-                            p + 3,
-                            p + 4,
-                            p + 5,
-                            p + 6
-                        )
+                        let columns: Vec<String> =
+                            (1..=6).map(|c| placeholder(row * 6 + c)).collect();
+                        format!("({})", columns.join(", "))
                     })
                     .collect();
                 format!(
@@ -58,8 +51,16 @@ fn insert_rows(size: usize) -> &'static str {
                 )
             })
             .collect()
-    });
-    &STATEMENTS[size]
+    }
+    // SQLite looks a named parameter up by walking the list of all of them,
+    // and sqlx asks for every parameter's name: with `$n` a 768-parameter
+    // statement cost ~300k steps to bind. Anonymous `?` are not in that list.
+    static SQLITE: LazyLock<Vec<String>> = LazyLock::new(|| statements(|_| "?".to_owned()));
+    static POSTGRES: LazyLock<Vec<String>> = LazyLock::new(|| statements(|n| format!("${n}")));
+    match backend {
+        Backend::Sqlite => &SQLITE[size],
+        Backend::Postgres => &POSTGRES[size],
+    }
 }
 
 impl Store {
@@ -94,7 +95,7 @@ impl Store {
         let mut rest = entries;
         while let Some(size) = BATCH_ROWS.iter().position(|&n| n <= rest.len()) {
             let (chunk, tail) = rest.split_at(BATCH_ROWS[size]);
-            let mut query = sqlx::query(insert_rows(size));
+            let mut query = sqlx::query(insert_rows(self.backend, size));
             for e in chunk {
                 query = query
                     .bind(e.at)
