@@ -6,6 +6,9 @@
 //! a token we mint and may alter by one byte (only the unaltered one, for us
 //! and in time, validates, with the claims it was minted with).
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::sync::{Arc, LazyLock};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -205,12 +208,7 @@ impl Minted {
             email: self.email.clone(),
         };
         let token = tokens::mint(&KEYS, &claims).expect("HS256 signs anything");
-        let mut bytes = token.clone().into_bytes();
-        if let Some((at, byte)) = self.change {
-            let at = at % bytes.len();
-            bytes[at] = byte;
-        }
-        let Ok(presented) = String::from_utf8(bytes) else {
+        let Some(presented) = shared::altered(&token, self.change) else {
             return;
         };
         let verdict = tokens::validate(&KEYS, &presented, ISSUER, AUDIENCE);

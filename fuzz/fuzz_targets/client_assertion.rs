@@ -6,6 +6,9 @@
 //! real ES256 key signs, perhaps with one byte changed afterwards: exactly
 //! the unchanged ones with the right iss, sub, aud, lifetime and jti pass.
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::sync::LazyLock;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -139,12 +142,7 @@ impl Signed {
             Kid::Other(other) => Some(other.clone()),
         };
         let signed = jsonwebtoken::encode(&header, &claims, &SIGNING).expect("ES256 signs");
-        let mut bytes = signed.clone().into_bytes();
-        if let Some((i, byte)) = self.change {
-            let i = i % bytes.len();
-            bytes[i] = byte;
-        }
-        let Ok(assertion) = String::from_utf8(bytes) else {
+        let Some(assertion) = shared::altered(&signed, self.change) else {
             return;
         };
         let verdict = assertion_header(&assertion)
