@@ -10,6 +10,8 @@ use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::{Host, Url};
 
+use crate::address_range::AddressRange;
+
 pub use crate::gateway::config::{BackendSettings, McpSettings};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -313,8 +315,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub shutdown_grace: HumanDuration,
     pub readiness_timeout: HumanDuration,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or
+    /// CIDR blocks.
+    pub trusted_proxies: Vec<AddressRange>,
     /// How often each replica sweeps expired rows, loads signing keys made
     /// elsewhere and renews upstream metadata.
     pub housekeeping_interval: HumanDuration,
@@ -1005,6 +1008,27 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("\"soon\" is not a duration"), "{p:?}");
         assert!(p[0].contains("server.request_timeout"), "{p:?}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let s = load_with(
+            Some("[server]\ntrusted_proxies = [\"10.42.0.0/16\", \"192.0.2.7\", \"fd00::/8\"]\n"),
+            &[],
+        )
+        .unwrap();
+        let shown: Vec<String> = s
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(shown, ["10.42.0.0/16", "192.0.2.7", "fd00::/8"]);
+
+        let p = problems(Some("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n"), &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("server.trusted_proxies"), "{p:?}");
+        assert!(p[0].contains("\"10.0.0.0/40\" is neither"), "{p:?}");
     }
 
     #[test]

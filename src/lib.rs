@@ -1,6 +1,7 @@
 //! mcp-auth-broker: an OAuth 2.1 authorization server for MCP that federates
 //! to upstream OpenID Connect providers and admits people by allowlist.
 
+pub mod address_range;
 pub mod admin;
 pub mod allowlist;
 pub mod bearer;

@@ -13,13 +13,14 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 
+use crate::address_range::{any_contains, AddressRange};
 use crate::config::RateLimitSettings;
 
 /// The client's address: the peer, or — only when the peer is a trusted
 /// proxy — the right-most untrusted address in `X-Forwarded-For`.
 #[derive(Clone, Debug)]
 pub struct ClientIp {
-    trusted_proxies: Arc<Vec<IpAddr>>,
+    trusted_proxies: Arc<Vec<AddressRange>>,
 }
 
 impl ClientIp {
@@ -33,13 +34,13 @@ impl ClientIp {
 pub fn client_address(
     extensions: &Extensions,
     headers: &HeaderMap,
-    trusted_proxies: &[IpAddr],
+    trusted_proxies: &[AddressRange],
 ) -> IpAddr {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if !trusted_proxies.contains(&peer) {
+    if !any_contains(trusted_proxies, peer) {
         return peer;
     }
     let forwarded = headers
@@ -52,7 +53,7 @@ pub fn client_address(
     forwarded
         .into_iter()
         .rev()
-        .find(|ip| !trusted_proxies.contains(ip))
+        .find(|ip| !any_contains(trusted_proxies, *ip))
         .unwrap_or(peer)
 }
 
@@ -67,7 +68,7 @@ impl KeyExtractor for ClientIp {
 pub type Limit = GovernorLayer<ClientIp, NoOpMiddleware, Body>;
 
 /// `None` when rate limiting is switched off.
-pub fn layer(settings: &RateLimitSettings, trusted_proxies: &[IpAddr]) -> Option<Limit> {
+pub fn layer(settings: &RateLimitSettings, trusted_proxies: &[AddressRange]) -> Option<Limit> {
     if !settings.enabled {
         return None;
     }

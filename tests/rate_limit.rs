@@ -141,3 +141,48 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_cidr_block_of_proxies_is_trusted_as_a_whole() {
+    let (_db, server) = limited_broker(&["127.0.0.0/30"]).await;
+    // Two hops inside the block: the client is the address before them.
+    let proxy = client_from("127.0.0.2");
+    for _ in 0..3 {
+        assert_eq!(
+            register(&proxy, &server, Some("198.51.100.1, 127.0.0.3"))
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(
+        register(&client_from("127.0.0.1"), &server, Some("198.51.100.1"))
+            .await
+            .status(),
+        429,
+        "the same client, through another proxy of the block"
+    );
+    assert_eq!(
+        register(&proxy, &server, Some("198.51.100.2"))
+            .await
+            .status(),
+        201
+    );
+    // Outside the block a forged header buys nothing.
+    let outsider = client_from("127.0.0.9");
+    for i in 0..3 {
+        assert_eq!(
+            register(&outsider, &server, Some(&format!("203.0.113.{i}")))
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(
+        register(&outsider, &server, Some("203.0.113.99"))
+            .await
+            .status(),
+        429
+    );
+    server.stop().await;
+}
