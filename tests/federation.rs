@@ -370,11 +370,54 @@ async fn a_provider_that_is_down_gets_a_page_with_a_retry_link() {
         html.contains("Try again") && html.contains("idp_hint=corp"),
         "{html}"
     );
+    assert!(
+        !html.contains("Choose another way"),
+        "one provider: nothing else to choose\n{html}"
+    );
     assert_eq!(
         b.count("auth_requests").await,
         before,
         "nothing half-stored"
     );
+    b.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_offers_the_others() {
+    let gone = Reserved::new().await;
+    let issuer = gone.base.clone();
+    drop(gone);
+    let up = TestProvider::start().await;
+    let b = broker(
+        vec![
+            upstream("corp", UpstreamKind::Oidc, &issuer),
+            upstream("google", UpstreamKind::Google, &up.issuer),
+        ],
+        |_| {},
+    )
+    .await;
+    let client = b.flow.public_client().await;
+    let pkce = Pkce::new();
+    let page = b.authorize(&client, &pkce, &[("idp_hint", "corp")]).await;
+    assert_eq!(page.status(), 502);
+    let html = page.text().await.unwrap();
+    let marker = "href=\"";
+    let links: Vec<String> = html
+        .match_indices(marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            unescape(&rest[..rest.find('"').unwrap()])
+        })
+        .collect();
+    assert!(html.contains("Choose another way to sign in"), "{html}");
+    let back = links
+        .iter()
+        .find(|l| l.contains("/authorize?") && !l.contains("idp_hint"))
+        .unwrap_or_else(|| panic!("no link back to the chooser: {html}"));
+    let chooser = b.flow.get(back).await;
+    assert_eq!(chooser.status(), 200);
+    let html = chooser.text().await.unwrap();
+    assert!(html.contains("Continue with Google"), "{html}");
     b.server.stop().await;
 }
 

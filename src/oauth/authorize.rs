@@ -335,23 +335,31 @@ fn unreachable(
     error: &crate::upstream::UpstreamError,
 ) -> Refusal {
     tracing::warn!(upstream = %upstream.settings.id, error = %error, "upstream unavailable");
-    Refusal::Page(
-        ErrorPage::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "The identity provider is unavailable",
-            format!(
-                "{} cannot be reached right now. Please try again in a moment.",
-                upstream.settings.label()
-            ),
-        )
-        .with_retry(authorize_link(
+    let mut page = ErrorPage::new(
+        axum::http::StatusCode::BAD_GATEWAY,
+        "The identity provider is unavailable",
+        format!(
+            "{} cannot be reached right now. Please try again in a moment.",
+            upstream.settings.label()
+        ),
+    )
+    .with_retry(authorize_link(
+        app,
+        &AuthorizeQuery {
+            idp_hint: Some(upstream.settings.id.clone()),
+            ..q.clone()
+        },
+    ));
+    if app.upstreams().all().len() > 1 {
+        page = page.with_choose_again(authorize_link(
             app,
             &AuthorizeQuery {
-                idp_hint: Some(upstream.settings.id.clone()),
+                idp_hint: None,
                 ..q.clone()
             },
-        )),
-    )
+        ));
+    }
+    Refusal::Page(page)
 }
 
 async fn trusted_client(app: &AppState, client_id: Option<&str>) -> Result<Client, Refusal> {

@@ -55,6 +55,9 @@ pub struct ErrorPage {
     pub back: Option<Box<Back>>,
     /// A link that starts the sign-in again ("Try again").
     pub retry: Option<String>,
+    /// A link back to the list of providers, when the one chosen failed
+    /// and there are others.
+    pub choose_again: Option<String>,
 }
 
 impl ErrorPage {
@@ -65,11 +68,17 @@ impl ErrorPage {
             message: message.into(),
             back: None,
             retry: None,
+            choose_again: None,
         }
     }
 
     pub fn with_retry(mut self, url: String) -> Self {
         self.retry = Some(url);
+        self
+    }
+
+    pub fn with_choose_again(mut self, url: String) -> Self {
+        self.choose_again = Some(url);
         self
     }
 
