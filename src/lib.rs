@@ -107,7 +107,13 @@ impl AppState {
         let verified = VerifiedTokens::new(settings.revocation.verified_token_cache);
         let mcp_resource = settings.mcp_resource();
         let resources = settings.resources();
-        let gateway = Gateway::new(&settings).map_err(StartError::Gateway)?;
+        // Without backends nothing is ever sealed: no need for the shared key.
+        let session_key = if settings.mcp.backends.is_empty() {
+            secrets::generate()
+        } else {
+            store.shared_secret(gateway::SESSION_KEY).await?
+        };
+        let gateway = Gateway::new(&settings, &session_key).map_err(StartError::Gateway)?;
         let branding = Arc::new(settings.branding.clone());
         let tool_audit = ToolAudit::start(store.clone());
         metrics::recorder();

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 const ALICE: &str = "alice@example.com";
 const ADMIN: &str = "admin@example.com";
+const BOB: &str = "bob@example.com";
 
 /// A stand-in MCP server that records what it receives.
 #[derive(Clone, Default)]
@@ -137,6 +138,20 @@ async fn call_tool(flow: &Flow, path: &str, token: Option<&str>, tool: &str) -> 
     send(flow, Method::POST, path, token, None, Some(&call(tool))).await
 }
 
+/// Opens a session at `path` (the backend answers `initialize` with
+/// `session-1`): the id the client is given, sealed for its person.
+async fn open_session(flow: &Flow, path: &str, token: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
+    let answer = send(flow, Method::POST, path, Some(token), None, Some(&init)).await;
+    assert_eq!(answer.status(), 200);
+    let sealed = answer.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(sealed.starts_with("session-1."), "{sealed}");
+    sealed
+}
+
 fn challenge(response: &reqwest::Response) -> String {
     response.headers()["www-authenticate"]
         .to_str()
@@ -156,6 +171,7 @@ async fn the_backend_gets_mcp_headers_and_the_callers_identity_never_the_token()
     let token = flow
         .access_token_with(ALICE, &[("resource", &resource)])
         .await;
+    let session = open_session(&flow, "/mcp/echo", &token).await;
 
     let answer = flow
         .http
@@ -163,7 +179,7 @@ async fn the_backend_gets_mcp_headers_and_the_callers_identity_never_the_token()
         .bearer_auth(&token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", "session-1")
+        .header("mcp-session-id", &session)
         .header("last-event-id", "41")
         .header("cookie", "broker_session=stolen")
         .header("x-forwarded-user", "spoofed")
@@ -176,7 +192,11 @@ async fn the_backend_gets_mcp_headers_and_the_callers_identity_never_the_token()
         .unwrap();
     assert_eq!(answer.status(), 200);
     let kept = answer.headers();
-    assert_eq!(kept["mcp-session-id"], "session-1");
+    assert_eq!(
+        kept["mcp-session-id"],
+        session.as_str(),
+        "sealed for the caller"
+    );
     assert!(kept.get("set-cookie").is_none(), "{kept:?}");
     assert!(kept.get("www-authenticate").is_none(), "{kept:?}");
 
@@ -263,12 +283,13 @@ async fn answers_stream_through_as_they_come() {
     );
 
     // A GET stream stays open and delivers what the backend sends.
+    let session = open_session(&flow, "/mcp/echo", &token).await;
     let mut listen = send(
         &flow,
         Method::GET,
         "/mcp/echo",
         Some(&token),
-        Some("session-1"),
+        Some(&session),
         None,
     )
     .await;
@@ -282,7 +303,7 @@ async fn answers_stream_through_as_they_come() {
         Method::DELETE,
         "/mcp/echo",
         Some(&token),
-        Some("session-1"),
+        Some(&session),
         None,
     )
     .await;
@@ -291,6 +312,92 @@ async fn answers_stream_through_as_they_come() {
     assert_eq!(
         (method, &seen["mcp-session-id"]),
         (Method::DELETE, &"session-1".parse().unwrap())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_id_works_only_for_the_person_and_backend_it_was_given_to() {
+    let (echo, url) = Echo::start().await;
+    let backends = vec![backend("/mcp/echo", &url), backend("/mcp/other", &url)];
+    let users = [(ALICE, Role::User), (BOB, Role::User)];
+    let (_db, server, flow, store) = broker(&users, backends).await;
+    let echo_resource = server.url("/mcp/echo");
+    let alice = flow
+        .access_token_with(ALICE, &[("resource", &echo_resource)])
+        .await;
+    let bob = flow
+        .access_token_with(BOB, &[("resource", &echo_resource)])
+        .await;
+    let alice_other = flow
+        .access_token_with(ALICE, &[("resource", &server.url("/mcp/other"))])
+        .await;
+    let sealed = open_session(&flow, "/mcp/echo", &alice).await;
+    let forged = format!("session-1.{}", "A".repeat(43));
+    let reached = || echo.seen.lock().unwrap().len();
+    let before = reached();
+
+    let attempts = [
+        (
+            "Bob with Alice's session id",
+            "/mcp/echo",
+            &bob,
+            sealed.as_str(),
+        ),
+        ("the backend's bare id", "/mcp/echo", &alice, "session-1"),
+        ("a forged seal", "/mcp/echo", &alice, forged.as_str()),
+        (
+            "Alice's id at another backend",
+            "/mcp/other",
+            &alice_other,
+            sealed.as_str(),
+        ),
+    ];
+    for (attack, path, token, session) in attempts {
+        for method in [Method::POST, Method::GET, Method::DELETE] {
+            let message = (method == Method::POST).then(|| call("echo_headers"));
+            let refused = send(
+                &flow,
+                method.clone(),
+                path,
+                Some(token),
+                Some(session),
+                message.as_ref(),
+            )
+            .await;
+            assert_eq!(refused.status(), 404, "{attack} ({method})");
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["error"]["code"], -32001, "{attack}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("start a new one"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(reached(), before, "the backend saw none of them");
+
+    // Alice's own id still works, and the backend gets its own id back.
+    let mine = send(
+        &flow,
+        Method::POST,
+        "/mcp/echo",
+        Some(&alice),
+        Some(&sealed),
+        Some(&call("echo_headers")),
+    )
+    .await;
+    assert_eq!(mine.status(), 200);
+    assert_eq!(echo.last().1["mcp-session-id"], "session-1");
+    let calls = tool_calls(&store, |calls| {
+        has_call(calls, "/mcp/echo", "echo_headers", "refused")
+    })
+    .await;
+    assert!(
+        has_call(&calls, "/mcp/echo", "echo_headers", "refused"),
+        "{calls:?}"
     );
     server.stop().await;
 }

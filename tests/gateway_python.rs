@@ -240,7 +240,15 @@ async fn a_python_sdk_server_behind_the_gateway() {
         "the client's token crossed: {seen}"
     );
     assert_eq!(seen["x-forwarded-email"], ALICE);
-    assert_eq!(seen["mcp-session-id"], session.as_deref().unwrap());
+    // The client holds the backend's id sealed for Alice; the backend gets
+    // its own id back.
+    let backend_session = seen["mcp-session-id"].as_str().unwrap();
+    let sealed = session.as_deref().unwrap();
+    assert_ne!(sealed, backend_session);
+    assert!(
+        sealed.starts_with(&format!("{backend_session}.")),
+        "{sealed}"
+    );
     let jwt = seen["authorization"]
         .as_str()
         .unwrap()

@@ -19,6 +19,9 @@ const INTERNAL_ERROR: i64 = -32603;
 const INVALID_REQUEST: i64 = -32600;
 /// Implementation-defined server error: not allowed.
 const FORBIDDEN: i64 = -32001;
+/// What the MCP SDKs answer for a session they do not know (with HTTP 404,
+/// which tells a client to initialize again).
+const SESSION_NOT_FOUND: i64 = -32001;
 
 #[derive(Debug)]
 pub enum GatewayError {
@@ -47,6 +50,8 @@ pub enum Failure {
     BadAnswer(String),
     /// The broker could not express the caller's identity for the backend.
     Credentials,
+    /// The `Mcp-Session-Id` was not given to this person for this backend.
+    UnknownSession,
 }
 
 impl GatewayError {
@@ -56,7 +61,7 @@ impl GatewayError {
             GatewayError::Bearer(..)
             | GatewayError::TooLarge { .. }
             | GatewayError::Call {
-                failure: Failure::RoleNotAllowed(_),
+                failure: Failure::RoleNotAllowed(_) | Failure::UnknownSession,
                 ..
             } => "refused",
             GatewayError::Call { .. } => "error",
@@ -108,6 +113,13 @@ impl IntoResponse for GatewayError {
                         StatusCode::BAD_GATEWAY,
                         INTERNAL_ERROR,
                         format!("backend {name} {why}"),
+                    ),
+                    Failure::UnknownSession => (
+                        StatusCode::NOT_FOUND,
+                        SESSION_NOT_FOUND,
+                        format!(
+                            "no session of backend {name} has this id for you; start a new one (initialize)"
+                        ),
                     ),
                     Failure::Credentials => (
                         StatusCode::INTERNAL_SERVER_ERROR,

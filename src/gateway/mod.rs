@@ -9,6 +9,7 @@ mod credentials;
 mod error;
 mod proxy;
 mod rpc;
+mod sessions;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,20 +21,24 @@ use axum::Router;
 
 pub use credentials::{FORWARDED_EMAIL, FORWARDED_USER};
 pub use error::{Failure, GatewayError};
+pub use sessions::KEY_NAME as SESSION_KEY;
 
 use crate::allowlist::Role;
 use crate::config::{BackendSettings, Settings};
 use crate::AppState;
 use credentials::BackendTokens;
+use sessions::SessionSeal;
 
 /// How long a connection to a backend may take to open (the backend's
 /// `timeout` bounds it too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The backends, and one HTTP client (one connection pool) for all.
+/// The backends, one HTTP client (one connection pool) for all, and the
+/// seal that binds their sessions to people.
 pub struct Gateway {
     backends: Vec<Arc<Backend>>,
     client: reqwest::Client,
+    sessions: SessionSeal,
 }
 
 /// One backend, ready for requests.
@@ -108,7 +113,7 @@ impl Backend {
 }
 
 impl Gateway {
-    pub fn new(settings: &Settings) -> Result<Gateway, String> {
+    pub fn new(settings: &Settings, session_key: &str) -> Result<Gateway, String> {
         let backends = settings
             .mcp
             .backends
@@ -126,7 +131,11 @@ impl Gateway {
             .user_agent(concat!("mcp-auth-broker/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the gateway's HTTP client: {e}"))?;
-        Ok(Gateway { backends, client })
+        Ok(Gateway {
+            backends,
+            client,
+            sessions: SessionSeal::new(session_key),
+        })
     }
 
     pub fn backends(&self) -> &[Arc<Backend>] {

@@ -167,8 +167,9 @@ async fn exchange(
         id: rpc.id.clone(),
         failure,
     };
-    let headers = outgoing_headers(app, backend, who, client_headers)
+    let mut headers = outgoing_headers(app, backend, who, client_headers)
         .ok_or_else(|| failed(Failure::Credentials))?;
+    open_session(app, backend, who, &mut headers).ok_or_else(|| failed(Failure::UnknownSession))?;
     let mut outgoing = app
         .gateway()
         .client
@@ -201,7 +202,9 @@ async fn exchange(
             status.as_u16()
         )));
     }
-    let headers = kept(answer.headers(), &RESPONSE_HEADERS);
+    let mut headers = kept(answer.headers(), &RESPONSE_HEADERS);
+    seal_session(app, backend, who, &mut headers)
+        .ok_or_else(|| bad_answer("sent a session id that is not visible ASCII".into()))?;
     let small_json = !rpc.tool_calls.is_empty()
         && status.is_success()
         && is_json(answer.headers())
@@ -246,6 +249,49 @@ fn outgoing_headers(
         headers.insert(header::AUTHORIZATION, value);
     }
     Some(headers)
+}
+
+/// Replaces the client's sealed session id with the backend's own; `None`
+/// if it was not sealed for this person at this backend (or is not one id).
+fn open_session(
+    app: &AppState,
+    backend: &Backend,
+    who: &Identity,
+    headers: &mut HeaderMap,
+) -> Option<()> {
+    let mut presented = headers.get_all(MCP_SESSION_ID).iter();
+    let Some(sealed) = presented.next() else {
+        return Some(());
+    };
+    if presented.next().is_some() {
+        return None;
+    }
+    let sealed = sealed.to_str().ok()?;
+    let id = app
+        .gateway()
+        .sessions
+        .open(&backend.path, &who.user.user_id, sealed)?;
+    let id = HeaderValue::from_str(id).ok()?;
+    headers.insert(MCP_SESSION_ID, id);
+    Some(())
+}
+
+/// Seals the backend's session id for the caller; `None` if it is not text.
+fn seal_session(
+    app: &AppState,
+    backend: &Backend,
+    who: &Identity,
+    headers: &mut HeaderMap,
+) -> Option<()> {
+    let Some(id) = headers.get(MCP_SESSION_ID) else {
+        return Some(());
+    };
+    let sealed = app
+        .gateway()
+        .sessions
+        .seal(&backend.path, &who.user.user_id, id.to_str().ok()?);
+    headers.insert(MCP_SESSION_ID, HeaderValue::from_str(&sealed).ok()?);
+    Some(())
 }
 
 /// Only the `names` of `headers`, every value of each.

@@ -11,6 +11,7 @@ mod keys;
 mod purge;
 mod revocations;
 mod sessions;
+mod shared_secrets;
 mod users;
 
 pub use audit::{AuditEntry, AuditEvent};
