@@ -232,6 +232,17 @@ async fn cognito_string_booleans_are_understood() {
     b.server.stop().await;
 }
 
+/// Every link of a page, unescaped.
+fn links(html: &str) -> Vec<String> {
+    let marker = "href=\"";
+    html.match_indices(marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            unescape(&rest[..rest.find('"').unwrap()])
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn several_upstreams_get_a_chooser_and_idp_hint_skips_it() {
     let (first, second) = (TestProvider::start().await, TestProvider::start().await);
@@ -262,14 +273,7 @@ async fn several_upstreams_get_a_chooser_and_idp_hint_skips_it() {
     ] {
         assert!(html.contains(text), "{text}: {html}");
     }
-    let marker = "href=\"";
-    let links: Vec<String> = html
-        .match_indices(marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            unescape(&rest[..rest.find('"').unwrap()])
-        })
-        .collect();
+    let links = links(&html);
     assert_eq!(links.len(), 2, "{html}");
     let to_second = b.flow.get(&links[1]).await;
     assert_eq!(to_second.status(), 303);
@@ -401,14 +405,7 @@ async fn a_provider_that_is_down_offers_the_others() {
     let page = b.authorize(&client, &pkce, &[("idp_hint", "corp")]).await;
     assert_eq!(page.status(), 502);
     let html = page.text().await.unwrap();
-    let marker = "href=\"";
-    let links: Vec<String> = html
-        .match_indices(marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            unescape(&rest[..rest.find('"').unwrap()])
-        })
-        .collect();
+    let links = links(&html);
     assert!(html.contains("Choose another way to sign in"), "{html}");
     let back = links
         .iter()
