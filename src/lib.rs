@@ -6,6 +6,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod bearer;
 pub mod config;
+mod error_shape;
 pub mod gateway;
 mod health;
 pub mod mcp;

@@ -17,13 +17,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::store::{Store, StoreError};
-use crate::{app, metrics, web, AppState, StartError};
+use crate::{app, error_shape, metrics, web, AppState, StartError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every route shares, outermost first: request ids, tracing,
-/// branding, metrics (timeouts and oversized bodies included), timeouts
-/// and the body limit. One `Router::layer` for
+/// branding, metrics (timeouts and oversized bodies included), the shaping
+/// of the next two layers' answers, timeouts and the body limit. One `Router::layer` for
 /// all of them, not one each: a layer boundary is a boxed route that axum
 /// clones, with all it wraps, on every request, so stacked boundaries cost
 /// each request a clone per pair of them (BENCHMARKS.md).
@@ -48,6 +48,10 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router<App
                 web::with_branding,
             ))
             .layer(middleware::from_fn(metrics::track))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                error_shape::layer,
+            ))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 settings.server.request_timeout.0,

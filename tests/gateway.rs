@@ -20,7 +20,7 @@ use mcp_auth_broker::config::{HumanDuration, Settings, Sources};
 use serde_json::{json, Value};
 use support::audit::{has_call, tool_calls};
 use support::flow::{location, param, Flow, Pkce};
-use support::gateway::{backend, broker, read_events, send, verify_backend_jwt};
+use support::gateway::{backend, broker, broker_with, read_events, send, verify_backend_jwt};
 use tokio::sync::Notify;
 
 const ALICE: &str = "alice@example.com";
@@ -398,6 +398,33 @@ async fn a_session_id_works_only_for_the_person_and_backend_it_was_given_to() {
     assert!(
         has_call(&calls, "/mcp/echo", "echo_headers", "refused"),
         "{calls:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_request_timeout_answers_in_json_rpc() {
+    let (_echo, url) = Echo::start().await;
+    let mut slow = backend("/mcp/slow", &url);
+    slow.timeout = HumanDuration(Duration::from_secs(30));
+    let (_db, server, flow, _store) = broker_with(&[(ALICE, Role::User)], vec![slow], |s| {
+        s.server.request_timeout = HumanDuration(Duration::from_secs(1));
+    })
+    .await;
+    let token = flow
+        .access_token_with(ALICE, &[("resource", &server.url("/mcp/slow"))])
+        .await;
+    let late = call_tool(&flow, "/mcp/slow", Some(&token), "slow").await;
+    assert_eq!(late.status(), 408);
+    let body: Value = late.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than the 1s"),
+        "{body}"
     );
     server.stop().await;
 }

@@ -45,18 +45,44 @@ async fn probes_answer_and_requests_get_an_id() {
 }
 
 #[tokio::test]
-async fn oversized_bodies_are_refused() {
+async fn oversized_bodies_are_refused_in_each_endpoints_shape() {
     let db = TestDb::new().await;
     let mut settings = db.settings();
     settings.server.max_body_bytes = 1024;
     let server = TestServer::start(settings).await;
-    let response = reqwest::Client::new()
-        .post(server.url("/healthz"))
-        .body(vec![b'x'; 4096])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
+    let http = reqwest::Client::new();
+    let post = |path: &str| {
+        http.post(server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(vec![b'x'; 4096])
+            .send()
+    };
+    let limit = "larger than the 1024 bytes";
+
+    let oauth = post("/token").await.unwrap();
+    assert_eq!(oauth.status(), 413);
+    let body: serde_json::Value = oauth.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains(limit));
+
+    let rpc = post("/mcp").await.unwrap();
+    assert_eq!(rpc.status(), 413);
+    let body: serde_json::Value = rpc.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(limit));
+
+    let page = post("/consent").await.unwrap();
+    assert_eq!(page.status(), 413);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("This request is too large") && html.contains(limit),
+        "{html}"
+    );
     server.stop().await;
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use mcp_auth_broker::allowlist::{Email, Role, UserChange};
-use mcp_auth_broker::config::BackendSettings;
+use mcp_auth_broker::config::{BackendSettings, Settings};
 use mcp_auth_broker::store::Store;
 use mcp_auth_broker::tokens::AccessClaims;
 use serde_json::Value;
@@ -29,6 +29,15 @@ pub async fn broker(
     people: &[(&str, Role)],
     backends: Vec<BackendSettings>,
 ) -> (TestDb, TestServer, Flow, Store) {
+    broker_with(people, backends, |_| {}).await
+}
+
+/// `broker`, with other settings changed first.
+pub async fn broker_with(
+    people: &[(&str, Role)],
+    backends: Vec<BackendSettings>,
+    tweak: impl FnOnce(&mut Settings),
+) -> (TestDb, TestServer, Flow, Store) {
     let db = TestDb::new().await;
     let store = db.store().await;
     for (email, role) in people {
@@ -43,6 +52,7 @@ pub async fn broker(
     }
     let mut settings = db.settings();
     settings.mcp.backends = backends;
+    tweak(&mut settings);
     let server = TestServer::start_dev(settings).await;
     let flow = Flow::new(&server.base);
     (db, server, flow, store)
