@@ -7,15 +7,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use serde_json::Value;
 
+use crate::json_rpc;
 use crate::oauth::OAuthError;
 use crate::web::ErrorPage;
 use crate::AppState;
-
-/// JSON-RPC's "invalid request".
-const INVALID_REQUEST: i64 = -32600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
@@ -65,12 +62,7 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
         )
     };
     let mut answer = match shape {
-        Shape::JsonRpc => Json(json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": { "code": INVALID_REQUEST, "message": message },
-        }))
-        .into_response(),
+        Shape::JsonRpc => json_rpc::error(status, Value::Null, json_rpc::INVALID_REQUEST, message),
         Shape::Page => {
             let title = if too_large {
                 "This request is too large"

@@ -9,6 +9,7 @@ pub mod config;
 mod error_shape;
 pub mod gateway;
 mod health;
+mod json_rpc;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;

@@ -152,6 +152,16 @@ async fn open_session(flow: &Flow, path: &str, token: &str) -> String {
     sealed
 }
 
+/// The message of a JSON-RPC error answer, checked for its HTTP status and
+/// error code.
+async fn rpc_error(answer: reqwest::Response, status: u16, code: i64) -> String {
+    assert_eq!(answer.status(), status);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
 fn challenge(response: &reqwest::Response) -> String {
     response.headers()["www-authenticate"]
         .to_str()
@@ -365,15 +375,10 @@ async fn a_session_id_works_only_for_the_person_and_backend_it_was_given_to() {
                 message.as_ref(),
             )
             .await;
-            assert_eq!(refused.status(), 404, "{attack} ({method})");
-            let body: Value = refused.json().await.unwrap();
-            assert_eq!(body["error"]["code"], -32001, "{attack}: {body}");
+            let message = rpc_error(refused, 404, -32001).await;
             assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("start a new one"),
-                "{body}"
+                message.contains("start a new one"),
+                "{attack} ({method}): {message}"
             );
         }
     }
@@ -415,17 +420,8 @@ async fn the_server_request_timeout_answers_in_json_rpc() {
         .access_token_with(ALICE, &[("resource", &server.url("/mcp/slow"))])
         .await;
     let late = call_tool(&flow, "/mcp/slow", Some(&token), "slow").await;
-    assert_eq!(late.status(), 408);
-    let body: Value = late.json().await.unwrap();
-    assert_eq!(body["jsonrpc"], "2.0", "{body}");
-    assert_eq!(body["error"]["code"], -32600, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("longer than the 1s"),
-        "{body}"
-    );
+    let message = rpc_error(late, 408, -32600).await;
+    assert!(message.contains("longer than the 1s"), "{message}");
     server.stop().await;
 }
 
@@ -672,15 +668,7 @@ async fn refusals_and_failures_are_clear_and_audited() {
             "{backend} {tool} {outcome}: {calls:?}"
         );
     }
-    let metrics = flow
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = flow.get_text("/metrics").await;
     assert!(
         metrics.contains("broker_gateway_requests_total{backend=\"/mcp/down\",status=\"502\"}"),
         "{metrics}"

@@ -65,6 +65,31 @@ async fn a_real_token_lists_and_calls_tools() {
 }
 
 #[tokio::test]
+async fn an_oversized_body_of_unknown_length_gets_a_json_rpc_413() {
+    let (_db, server, flow) = setup().await;
+    let token = flow.access_token("alice@example.com").await;
+    // Chunked, so only the bearer layer's read of the body finds it too big.
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 32 * 1024]));
+    let r = flow
+        .http
+        .post(server.url("/mcp"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn suspended_person_is_refused_within_max_staleness() {
     let (db, server, flow) = setup().await;
     let token = flow.access_token("alice@example.com").await;

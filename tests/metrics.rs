@@ -86,8 +86,9 @@ async fn answers_of_the_body_limit_are_counted_too() {
     let mut settings = db.settings();
     settings.server.max_body_bytes = 1024;
     let server = support::TestServer::start(settings).await;
-    let http = reqwest::Client::new();
-    let refused = http
+    let flow = support::flow::Flow::new(&server.base);
+    let refused = flow
+        .http
         .post(server.url("/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(vec![b'x'; 4096])
@@ -95,14 +96,7 @@ async fn answers_of_the_body_limit_are_counted_too() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 413);
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = flow.get_text("/metrics").await;
     let series = r#"broker_http_requests_total{route="/token",method="POST",status="413"}"#;
     assert!(text.contains(series), "{series} missing from:\n{text}");
     server.stop().await;

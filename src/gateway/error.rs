@@ -6,17 +6,13 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::Backend;
 use crate::allowlist::Role;
 use crate::bearer::{challenge_for, BearerError};
+use crate::json_rpc::{self, INTERNAL_ERROR, INVALID_REQUEST};
 
-/// JSON-RPC's "internal error": the call did not reach a working backend.
-const INTERNAL_ERROR: i64 = -32603;
-/// JSON-RPC's "invalid request".
-const INVALID_REQUEST: i64 = -32600;
 /// Implementation-defined server error: not allowed.
 const FORBIDDEN: i64 = -32001;
 /// What the MCP SDKs answer for a session they do not know (with HTTP 404,
@@ -130,11 +126,6 @@ impl IntoResponse for GatewayError {
                 (status, code, message, id)
             }
         };
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": code, "message": message },
-        });
-        (status, Json(body)).into_response()
+        json_rpc::error(status, id, code, message)
     }
 }

@@ -34,11 +34,8 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, app.settings().server.max_body_bytes).await
         else {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large",
-            )
-                .into_response();
+            // The shared error_shape layer words it as a JSON-RPC error.
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
         };
         if calls_admin_tool(&bytes) {
             return challenge(&app, BearerError::InsufficientScope(ADMIN_STEP_UP.into()));

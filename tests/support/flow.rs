@@ -232,6 +232,18 @@ impl Flow {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// The text the broker serves at `path` (e.g. /metrics).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A JSON document the broker serves at `path`.
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
